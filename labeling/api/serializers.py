@@ -1,0 +1,108 @@
+"""Validation and shapes of the labeling API. What volunteers receive never carries truth,
+origin, scores, other volunteers' answers or reference labels."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from labeling.models import ReferenceLabel, ReferenceSet, Subject, Workflow
+from labeling.records import ANSWERS, STAMP_KINDS
+
+
+class WorkflowSerializer(serializers.ModelSerializer):
+    project = serializers.CharField(source="project.name")
+    answers = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Workflow
+        fields = ["id", "slug", "project", "question", "answers", "active"]
+
+
+def image_urls(subject_id: int) -> dict[str, str]:
+    return {
+        kind: reverse("subject-image", kwargs={"subject_id": subject_id, "kind": kind})
+        for kind in STAMP_KINDS
+    }
+
+
+class QueuedSubjectSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    images = serializers.DictField(child=serializers.CharField())
+
+
+class QueueSerializer(serializers.Serializer):
+    finished = serializers.BooleanField()
+    n_classified = serializers.IntegerField(help_text="the volunteer's count in this workflow")
+    subjects = QueuedSubjectSerializer(many=True)
+
+
+class QueueParamsSerializer(serializers.Serializer):
+    n = serializers.IntegerField(default=10, min_value=1, max_value=50)
+    exclude = serializers.CharField(
+        required=False, default="", help_text="comma-separated subject ids the client holds"
+    )
+
+    def validate_exclude(self, value: str) -> frozenset[int]:
+        try:
+            return frozenset(int(part) for part in value.split(",") if part.strip())
+        except ValueError:
+            raise serializers.ValidationError("exclude must be comma-separated integers") from None
+
+
+class ClassificationCreateSerializer(serializers.Serializer):
+    workflow = serializers.IntegerField(min_value=1)
+    subject = serializers.IntegerField(min_value=1)
+    answer = serializers.ChoiceField(choices=ANSWERS)
+    client_id = serializers.UUIDField(help_text="made by the client; makes retries idempotent")
+    answered_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ClassificationResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="classification.pk")
+    client_id = serializers.UUIDField(source="classification.client_id")
+    workflow = serializers.IntegerField(source="classification.workflow_id")
+    subject = serializers.IntegerField(source="classification.subject_id")
+    answer = serializers.CharField(source="classification.answer")
+    counted = serializers.BooleanField(source="classification.counted")
+    created_at = serializers.DateTimeField(source="classification.created_at")
+    subject_retired = serializers.BooleanField()
+
+
+class SubjectDetailSerializer(serializers.ModelSerializer):
+    """The whole subject, for staff, experts and the ML team."""
+
+    images = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Subject
+        fields = [
+            "id", "external_id", "subject_set", "origin", "snr", "psf_flux", "psf_flux_err",
+            "ra", "dec", "band", "reliability", "metadata", "stamp_size", "original_shapes",
+            "source", "created_at", "images",
+        ]
+
+    def get_images(self, subject: Subject) -> dict[str, str]:
+        return image_urls(subject.pk)
+
+
+class ReferenceSetSerializer(serializers.ModelSerializer):
+    team = serializers.CharField(source="team.name")
+    n_labels = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ReferenceSet
+        fields = ["id", "name", "team", "description", "n_labels"]
+
+
+class ReferenceLabelSerializer(serializers.ModelSerializer):
+    expert = serializers.CharField(source="expert.username", default=None)
+
+    class Meta:
+        model = ReferenceLabel
+        fields = ["subject", "label", "expert", "created_at"]
+
+
+class ReferenceLabelWriteSerializer(serializers.Serializer):
+    subject = serializers.IntegerField(min_value=1)
+    label = serializers.ChoiceField(choices=ANSWERS)

@@ -1,0 +1,26 @@
+from django.urls import path
+
+from labeling.api import views
+
+urlpatterns = [
+    path("health/", views.HealthView.as_view(), name="health"),
+    path("workflows/", views.WorkflowListView.as_view(), name="workflow-list"),
+    path("workflows/<int:workflow_id>/queue/", views.QueueView.as_view(), name="workflow-queue"),
+    path(
+        "classifications/",
+        views.ClassificationCreateView.as_view(),
+        name="classification-create",
+    ),
+    path("subjects/<int:subject_id>/", views.SubjectDetailView.as_view(), name="subject-detail"),
+    path(
+        "subjects/<int:subject_id>/images/<str:kind>.png",
+        views.subject_image,
+        name="subject-image",
+    ),
+    path("reference-sets/", views.ReferenceSetListView.as_view(), name="reference-set-list"),
+    path(
+        "reference-sets/<int:set_id>/labels/",
+        views.ReferenceLabelListCreateView.as_view(),
+        name="reference-label-list",
+    ),
+]

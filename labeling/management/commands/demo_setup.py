@@ -1,0 +1,51 @@
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from labeling import roles, services
+from labeling.management.commands.simulate import SIM_TEAM
+from labeling.models import SubjectWorkflowStatus, Workflow
+
+DEMO_WORKFLOW = "demo"
+DEMO_PROJECT = "Rubin Difference Detectives (demo)"
+# Accounts for trying the roles on a local demo; the password is printed, never secret.
+DEMO_PASSWORD = "demo-password"
+DEMO_USERS = {
+    "admin": "staff",
+    "expert": "an expert of the sim-experts team",
+    "mlteam": "the ML team",
+    "volunteer": "a signed-in volunteer",
+}
+
+
+class Command(BaseCommand):
+    help = "Create the demo workflow, synthetic subjects, reference labels and demo accounts."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--n", type=int, default=600, help="synthetic subjects")
+        parser.add_argument("--seed", type=int, default=2026)
+
+    def handle(self, *args, **options):
+        if not Workflow.objects.filter(slug=DEMO_WORKFLOW).exists():
+            services.workflow_create(slug=DEMO_WORKFLOW, project_name=DEMO_PROJECT)
+        if not SubjectWorkflowStatus.objects.filter(workflow__slug=DEMO_WORKFLOW).exists():
+            call_command("simulate", "subjects", n=options["n"], seed=options["seed"],
+                         workflow=DEMO_WORKFLOW, stdout=self.stdout)
+        self._accounts()
+        self.stdout.write(f"demo ready: workflow {DEMO_WORKFLOW!r}; accounts "
+                          f"(password {DEMO_PASSWORD!r}):")
+        for username, role in DEMO_USERS.items():
+            self.stdout.write(f"  {username}: {role}")
+
+    def _accounts(self):
+        users = get_user_model()
+        for username in DEMO_USERS:
+            if not users.objects.filter(username=username).exists():
+                users.objects.create_user(username, password=DEMO_PASSWORD,
+                                          is_staff=username == "admin",
+                                          is_superuser=username == "admin")
+        team = services.expert_team_get_or_create(SIM_TEAM)
+        users.objects.get(username="expert").groups.add(team.group)
+        ml_group, _ = Group.objects.get_or_create(name=roles.ML_TEAM_GROUP)
+        users.objects.get(username="mlteam").groups.add(ml_group)

@@ -1,0 +1,59 @@
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from labeling import services
+from labeling.ingest import FORMATS, read_path
+from labeling.management.commands._progress import progress_bar
+from labeling.models import Workflow
+from labeling.records import Rejection
+
+EXIT_SOME_REJECTED = 2
+
+
+class Command(BaseCommand):
+    help = (
+        "Ingest stamp triplets into a workflow's subject set. Exits 0 when every input went "
+        f"in, {EXIT_SOME_REJECTED} when some were rejected (each with its reason)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", type=Path)
+        parser.add_argument("--workflow", required=True, help="workflow slug")
+        parser.add_argument("--subject-set", default="main", help="subject set name")
+        parser.add_argument("--format", default="auto", choices=["auto", *FORMATS])
+        parser.add_argument("--origin", default=None,
+                            help="origin handle for every subject (e.g. tns, gaia, injection)")
+
+    def handle(self, *args, **options):
+        try:
+            workflow = Workflow.objects.get(slug=options["workflow"])
+        except Workflow.DoesNotExist:
+            raise CommandError(f"no workflow {options['workflow']!r}") from None
+        subject_set = services.subject_set_attach(workflow=workflow, name=options["subject_set"])
+        bar = progress_bar(None, "subject", "ingest")
+
+        def records():
+            for path in options["paths"]:
+                if not path.exists():
+                    yield Rejection(str(path), "no such file or directory")
+                    continue
+                yield from read_path(path, options["format"], options["origin"])
+
+        with bar:
+            report = services.subjects_ingest(
+                records(), subject_set=subject_set, on_progress=bar.update
+            )
+        self._summarise(report, workflow, subject_set.name)
+        if not report.ok:
+            sys.exit(EXIT_SOME_REJECTED)
+
+    def _summarise(self, report, workflow, subject_set_name):
+        out = self.stdout
+        out.write(f"ingested {report.ingested} subjects into {workflow.slug}/{subject_set_name}")
+        out.write(f"skipped {len(report.duplicates)} duplicate external ids"
+                  + (f" (e.g. {', '.join(report.duplicates[:5])})" if report.duplicates else ""))
+        out.write(f"rejected {len(report.rejected)}")
+        for rejection in report.rejected:
+            out.write(f"  {rejection.source}: {rejection.reason}")

@@ -1,0 +1,126 @@
+"""Every read of the labeling app that needs more than a plain lookup."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.db.models import Exists, OuterRef, QuerySet
+
+from labeling import rendering, rules, stamps
+from labeling.errors import InvalidInput, NotFound
+from labeling.models import (
+    Classification,
+    ReferenceLabel,
+    Subject,
+    SubjectWorkflowStatus,
+    Volunteer,
+    Workflow,
+)
+from labeling.records import STAMP_KINDS
+
+MAX_QUEUE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class SubjectQueue:
+    subject_ids: list[int]
+    finished: bool
+    n_classified: int
+
+
+def workflow_get(workflow_id: int) -> Workflow:
+    try:
+        return Workflow.objects.get(pk=workflow_id)
+    except Workflow.DoesNotExist:
+        raise NotFound(f"workflow {workflow_id} does not exist") from None
+
+
+def subject_queue(
+    *,
+    volunteer: Volunteer,
+    workflow: Workflow,
+    n: int,
+    exclude: frozenset[int] = frozenset(),
+    rng: random.Random | None = None,
+) -> SubjectQueue:
+    """The next `n` subjects for a volunteer, in the order to show them.
+
+    Never a subject they classified, a retired one, or one in `exclude` (what the client
+    already holds). Reference subjects are mixed in at the workflow's gold-injection rate for
+    the volunteer's count; the rest are random among the unretired, highest priority first.
+    `finished` is true when no non-reference subject is left for this volunteer: the gold
+    subjects alone are no reason to keep someone classifying.
+    """
+    if not 1 <= n <= MAX_QUEUE_SIZE:
+        raise InvalidInput(f"n must be between 1 and {MAX_QUEUE_SIZE}")
+    rng = rng or random.Random()
+    n_classified = Classification.objects.filter(workflow=workflow, volunteer=volunteer).count()
+    if not workflow.active:
+        return SubjectQueue([], finished=True, n_classified=n_classified)
+    schedule = rules.validate_gold_schedule(workflow.gold_schedule)
+    n_gold = sum(rng.random() < rules.gold_rate(n_classified + i, schedule) for i in range(n))
+
+    seen = Classification.objects.filter(volunteer=volunteer, subject_id=OuterRef("subject_id"))
+    is_reference = Exists(ReferenceLabel.objects.filter(subject_id=OuterRef("subject_id")))
+    unseen = (
+        SubjectWorkflowStatus.objects.filter(workflow=workflow, retired=False)
+        .exclude(Exists(seen))
+        .exclude(subject_id__in=exclude)
+    )
+    science = unseen.exclude(is_reference)
+    gold = _draw(unseen.filter(is_reference), n_gold, rng)
+    regular = _draw(science, n - len(gold), rng)
+    if not regular and not science.exists():
+        return SubjectQueue([], finished=True, n_classified=n_classified)
+    ids = regular + gold
+    rng.shuffle(ids)
+    return SubjectQueue(ids, finished=False, n_classified=n_classified)
+
+
+def _draw(statuses: QuerySet[SubjectWorkflowStatus], k: int, rng: random.Random) -> list[int]:
+    """k subject ids, highest priority first, random within a priority (by the random key).
+
+    Within one priority level, an index range scan from a random key, wrapping round, draws
+    without ORDER BY random(), which would sort every candidate row on each request.
+    """
+    ids: list[int] = []
+    remaining = statuses
+    while len(ids) < k:
+        top = remaining.order_by("-priority").values_list("priority", flat=True).first()
+        if top is None:
+            break
+        level = (
+            remaining.filter(priority=top).order_by("random_key").values_list("subject_id",
+                                                                               flat=True)
+        )
+        start = rng.random()
+        ids += level.filter(random_key__gte=start)[: k - len(ids)]
+        if len(ids) < k:
+            ids += level.filter(random_key__lt=start)[: k - len(ids)]
+        remaining = remaining.filter(priority__lt=top)
+    return ids
+
+
+def subject_image_png(subject_id: int, kind: str) -> bytes:
+    """A stamp rendered for display, from the render cache or rendered and cached now."""
+    if kind not in STAMP_KINDS:
+        raise NotFound(f"no stamp {kind!r}; the stamps are {', '.join(STAMP_KINDS)}")
+    scale = settings.RENDER_SCALE
+    cache = storages["renders"]
+    path = f"{rendering.STRETCH_VERSION}/{subject_id}/{kind}@{scale}.png"
+    if cache.exists(path):
+        with cache.open(path, "rb") as handle:
+            return handle.read()
+    try:
+        subject = Subject.objects.only("stamps", "stamp_size").get(pk=subject_id)
+    except Subject.DoesNotExist:
+        raise NotFound(f"subject {subject_id} does not exist") from None
+    with subject.stamps.open("rb") as handle:
+        cube = stamps.cube_from_bytes(handle.read(), subject.stamp_size)
+    png = rendering.render_stamp_png(cube, kind, scale=scale)
+    cache.save(path, ContentFile(png))
+    return png

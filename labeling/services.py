@@ -1,0 +1,392 @@
+"""Every write of the labeling app: workflows, ingest, classifications, reference labels."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from labeling import roles, rules, stamps
+from labeling.errors import Conflict, Forbidden, InvalidInput, NotFound
+from labeling.models import (
+    Classification,
+    ExpertTeam,
+    NotCounted,
+    Project,
+    ReferenceLabel,
+    ReferenceSet,
+    Subject,
+    SubjectSet,
+    SubjectWorkflowStatus,
+    Volunteer,
+    Workflow,
+)
+from labeling.records import ANSWERS, Rejection, SubjectRecord
+
+INGEST_BATCH = 500
+
+
+# --- projects and workflows -------------------------------------------------------------
+
+
+def workflow_create(
+    *,
+    slug: str,
+    project_name: str,
+    retire_agree: int = rules.DEFAULT_RETIRE_AGREE,
+    retire_max: int = rules.DEFAULT_RETIRE_MAX,
+    question: str | None = None,
+) -> Workflow:
+    """Create a workflow, and its project when the project does not exist yet."""
+    try:
+        rules.RetirementRule(agree=retire_agree, maximum=retire_max)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    if Workflow.objects.filter(slug=slug).exists():
+        raise Conflict(f"workflow {slug!r} already exists")
+    with transaction.atomic():
+        project, _ = Project.objects.get_or_create(name=project_name)
+        workflow = Workflow(
+            project=project, slug=slug, retire_agree=retire_agree, retire_max=retire_max
+        )
+        if question:
+            workflow.question = question
+        try:
+            workflow.full_clean(exclude=["project"])
+        except ValidationError as exc:
+            raise InvalidInput("; ".join(exc.messages)) from exc
+        workflow.save()
+    return workflow
+
+
+def subject_set_attach(*, workflow: Workflow, name: str) -> SubjectSet:
+    """The workflow's subject set of that name, created and linked when it is new."""
+    with transaction.atomic():
+        subject_set, _ = SubjectSet.objects.get_or_create(project=workflow.project, name=name)
+        workflow.subject_sets.add(subject_set)
+    return subject_set
+
+
+# --- ingest ------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestReport:
+    ingested: int = 0
+    duplicates: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    subject_ids: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    record: SubjectRecord
+    triplet: stamps.NormalisedTriplet
+
+
+def subjects_ingest(
+    records: Iterable[SubjectRecord | Rejection],
+    *,
+    subject_set: SubjectSet,
+    on_progress: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Store each record as a subject of `subject_set`, all or nothing per subject.
+
+    Rejections from the readers pass through to the report; records whose stamps fail
+    normalisation are rejected with the reason; external ids the project already has are
+    skipped as duplicates. Subjects are written in batches: stamps files first, then the rows
+    in one transaction, and the batch's files are removed again if that transaction fails.
+    """
+    report = IngestReport()
+    size = settings.STAMP_SIZE
+    iterator = iter(records)
+    while batch := list(islice(iterator, INGEST_BATCH)):
+        prepared: dict[str, _Prepared] = {}
+        for item in batch:
+            if isinstance(item, Rejection):
+                report.rejected.append(item)
+                continue
+            if item.external_id in prepared:
+                report.duplicates.append(item.external_id)
+                continue
+            try:
+                triplet = stamps.normalise_triplet(item, size)
+            except stamps.StampError as exc:
+                report.rejected.append(Rejection(item.source, str(exc)))
+                continue
+            prepared[item.external_id] = _Prepared(item, triplet)
+        existing = set(
+            Subject.objects.filter(
+                project_id=subject_set.project_id, external_id__in=list(prepared)
+            ).values_list("external_id", flat=True)
+        )
+        report.duplicates.extend(sorted(existing))
+        fresh = [p for external_id, p in prepared.items() if external_id not in existing]
+        report.subject_ids.extend(_store_batch(fresh, subject_set, size))
+        report.ingested += len(fresh)
+        if on_progress:
+            on_progress(len(batch))
+    return report
+
+
+def _store_batch(batch: list[_Prepared], subject_set: SubjectSet, size: int) -> list[int]:
+    subjects = []
+    written: list[str] = []
+    try:
+        for item in batch:
+            subject = _subject_from_record(item.record, subject_set)
+            subject.stamp_size = size
+            subject.original_shapes = [list(shape) for shape in item.triplet.original_shapes]
+            name = stamps_path(subject_set.project_id, uuid.uuid4().hex)
+            subject.stamps.name = default_storage.save(
+                name, ContentFile(stamps.cube_to_bytes(item.triplet.cube))
+            )
+            written.append(subject.stamps.name)
+            subjects.append(subject)
+        with transaction.atomic():
+            Subject.objects.bulk_create(subjects)
+            workflows = list(subject_set.workflows.all())
+            SubjectWorkflowStatus.objects.bulk_create(
+                SubjectWorkflowStatus(
+                    workflow=workflow, subject=subject, random_key=random.random()
+                )
+                for workflow in workflows
+                for subject in subjects
+            )
+    except BaseException:
+        for name in written:
+            default_storage.delete(name)
+        raise
+    return [subject.pk for subject in subjects]
+
+
+def stamps_path(project_id: int, name: str) -> str:
+    return f"stamps/{project_id}/{name[:2]}/{name}.npy"
+
+
+def _subject_from_record(record: SubjectRecord, subject_set: SubjectSet) -> Subject:
+    return Subject(
+        project_id=subject_set.project_id,
+        subject_set=subject_set,
+        external_id=record.external_id,
+        origin=record.origin,
+        snr=record.snr,
+        psf_flux=record.psf_flux,
+        psf_flux_err=record.psf_flux_err,
+        ra=record.ra,
+        dec=record.dec,
+        band=record.band,
+        reliability=record.reliability,
+        metadata=record.metadata,
+        source=record.source[:500],
+    )
+
+
+# --- volunteers --------------------------------------------------------------------------
+
+
+def volunteer_for_request(request) -> Volunteer:
+    """The volunteer behind a request: the signed-in user, else the browser session."""
+    if request.user.is_authenticated:
+        volunteer, _ = Volunteer.objects.get_or_create(user=request.user)
+        return volunteer
+    if not request.session.session_key:
+        request.session.save()
+    volunteer, _ = Volunteer.objects.get_or_create(session_key=request.session.session_key)
+    return volunteer
+
+
+def volunteer_for_external_name(name: str) -> Volunteer:
+    volunteer, _ = Volunteer.objects.get_or_create(external_name=name)
+    return volunteer
+
+
+# --- classifications ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassificationOutcome:
+    classification: Classification
+    created: bool
+    subject_retired: bool
+
+
+def classification_create(
+    *,
+    volunteer: Volunteer,
+    workflow_id: int,
+    subject_id: int,
+    answer: str,
+    client_id: uuid.UUID,
+    user_agent: str = "",
+    answered_at: datetime | None = None,
+    store_repeats: bool = False,
+) -> ClassificationOutcome:
+    """Record one answer and apply the retirement rule, exactly, in one transaction.
+
+    The subject's status row is locked first, so concurrent answers on one subject count
+    one at a time and it retires once. A `client_id` seen before returns the first result
+    (idempotent replay). A second answer from the same volunteer on the same subject is a
+    Conflict, unless `store_repeats` (imports), which stores it as not counted.
+    """
+    if answer not in ANSWERS:
+        raise InvalidInput(f"answer must be one of {', '.join(ANSWERS)}")
+    replay = _replay(volunteer, client_id)
+    if replay is not None:
+        return replay
+    try:
+        return _classification_record(
+            volunteer, workflow_id, subject_id, answer, client_id, user_agent, answered_at,
+            store_repeats,
+        )
+    except IntegrityError:
+        # The same client_id raced in for another subject: the first one stored wins.
+        replay = _replay(volunteer, client_id)
+        if replay is None:
+            raise
+        return replay
+
+
+def _classification_record(
+    volunteer, workflow_id, subject_id, answer, client_id, user_agent, answered_at, store_repeats
+) -> ClassificationOutcome:
+    with transaction.atomic():
+        try:
+            status = (
+                SubjectWorkflowStatus.objects.select_for_update()
+                .select_related("workflow")
+                .get(workflow_id=workflow_id, subject_id=subject_id)
+            )
+        except SubjectWorkflowStatus.DoesNotExist:
+            raise NotFound(
+                f"subject {subject_id} is not part of workflow {workflow_id}"
+            ) from None
+        # A twin request with the same client_id may have committed while we waited.
+        replay = _replay(volunteer, client_id)
+        if replay is not None:
+            return replay
+        reason = _not_counted_reason(volunteer, status)
+        if reason == NotCounted.REPEAT and not store_repeats:
+            raise Conflict(f"you have already classified subject {subject_id}")
+        if not reason:
+            state, retires = rules.advance(
+                status.retirement_state, answer, status.workflow.retirement_rule
+            )
+            status.n_counted = state.n_counted
+            status.first_answer = state.first_answer
+            status.unanimous = state.unanimous
+            if retires and not _is_reference(subject_id):
+                status.retired = True
+                status.retired_at = timezone.now()
+            status.save(
+                update_fields=["n_counted", "first_answer", "unanimous", "retired", "retired_at"]
+            )
+        classification = Classification.objects.create(
+            client_id=client_id,
+            volunteer=volunteer,
+            subject_id=subject_id,
+            workflow_id=workflow_id,
+            answer=answer,
+            answered_at=answered_at,
+            user_agent=user_agent[:300],
+            counted=not reason,
+            not_counted_reason=reason,
+        )
+    return ClassificationOutcome(classification, created=True, subject_retired=status.retired)
+
+
+def _replay(volunteer: Volunteer, client_id: uuid.UUID) -> ClassificationOutcome | None:
+    previous = Classification.objects.filter(client_id=client_id).first()
+    if previous is None:
+        return None
+    if previous.volunteer_id != volunteer.pk:
+        raise Conflict("this client_id was already used by someone else")
+    retired = SubjectWorkflowStatus.objects.filter(
+        workflow_id=previous.workflow_id, subject_id=previous.subject_id, retired=True
+    ).exists()
+    return ClassificationOutcome(previous, created=False, subject_retired=retired)
+
+
+def _not_counted_reason(volunteer: Volunteer, status: SubjectWorkflowStatus) -> str:
+    if not status.workflow.active:
+        return NotCounted.WORKFLOW_INACTIVE
+    if Classification.objects.filter(
+        volunteer=volunteer, subject_id=status.subject_id, workflow_id=status.workflow_id
+    ).exists():
+        return NotCounted.REPEAT
+    if volunteer.user_id and _is_reference(status.subject_id) and roles.is_expert(volunteer.user):
+        return NotCounted.EXPERT_ON_REFERENCE
+    if status.retired:
+        return NotCounted.RETIRED
+    return NotCounted.COUNTED
+
+
+def _is_reference(subject_id: int) -> bool:
+    """Reference (gold) subjects never retire: they calibrate every new volunteer."""
+    return ReferenceLabel.objects.filter(subject_id=subject_id).exists()
+
+
+# --- expert teams and reference labels ---------------------------------------------------
+
+
+def expert_team_get_or_create(name: str) -> ExpertTeam:
+    with transaction.atomic():
+        group, _ = Group.objects.get_or_create(name=f"experts:{name}")
+        team, _ = ExpertTeam.objects.get_or_create(name=name, defaults={"group": group})
+    return team
+
+
+def reference_set_get_or_create(*, name: str, team: ExpertTeam) -> ReferenceSet:
+    reference_set, created = ReferenceSet.objects.get_or_create(name=name, defaults={"team": team})
+    if not created and reference_set.team_id != team.pk:
+        raise Conflict(f"reference set {name!r} belongs to team {reference_set.team.name!r}")
+    return reference_set
+
+
+def reference_label_set(
+    *, reference_set: ReferenceSet, subject: Subject, label: str, expert=None
+) -> ReferenceLabel:
+    """Set a subject's label in a reference set. An expert may only write their team's set."""
+    if label not in ANSWERS:
+        raise InvalidInput(f"label must be one of {', '.join(ANSWERS)}")
+    if expert is not None and reference_set.team.name not in roles.expert_team_names(expert):
+        raise Forbidden(f"reference set {reference_set.name!r} is not one of your team's")
+    reference_label, _ = ReferenceLabel.objects.update_or_create(
+        reference_set=reference_set, subject=subject, defaults={"label": label, "expert": expert}
+    )
+    return reference_label
+
+
+def reference_labels_bulk_create(
+    reference_set: ReferenceSet, labels: Iterable[tuple[int, str]]
+) -> int:
+    """Labels from an import or the simulator, (subject id, label) pairs, in one transaction.
+
+    Subjects the set already labels keep their label; returns how many labels were added.
+    """
+    rows = []
+    for subject_id, label in labels:
+        if label not in ANSWERS:
+            raise InvalidInput(f"label must be one of {', '.join(ANSWERS)}, got {label!r}")
+        rows.append(ReferenceLabel(reference_set=reference_set, subject_id=subject_id, label=label))
+    with transaction.atomic():
+        before = reference_set.labels.count()
+        ReferenceLabel.objects.bulk_create(rows, ignore_conflicts=True)
+        return reference_set.labels.count() - before
+
+

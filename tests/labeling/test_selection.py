@@ -1,0 +1,118 @@
+"""GET /api/workflows/{id}/queue/: what a volunteer is shown next."""
+
+import random
+import uuid
+
+import pytest
+
+from labeling import selectors, services
+from labeling.models import SubjectWorkflowStatus
+from tests.conftest import add_subjects, classify, token_client
+
+pytestmark = pytest.mark.django_db
+
+
+def queue(client, workflow, **params):
+    query = "&".join(f"{key}={value}" for key, value in params.items())
+    response = client.get(f"/api/workflows/{workflow.pk}/queue/?{query}")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_queue_never_offers_a_subject_the_volunteer_classified(workflow, make_user):
+    ids = add_subjects(workflow, 30)
+    client = token_client(make_user("v"))
+    seen = set()
+    for _ in range(30):
+        body = queue(client, workflow, n=1)
+        if body["finished"]:
+            break
+        (subject,) = body["subjects"]
+        assert subject["id"] not in seen
+        seen.add(subject["id"])
+        assert classify(client, workflow.pk, subject["id"], "bogus").status_code == 201
+    assert seen == set(ids)
+    assert queue(client, workflow, n=5) == {"finished": True, "n_classified": 30, "subjects": []}
+
+
+def test_queue_never_offers_a_retired_subject(workflow, make_user):
+    ids = add_subjects(workflow, 10)
+    retired = set(ids[:7])
+    SubjectWorkflowStatus.objects.filter(subject_id__in=retired).update(retired=True)
+    client = token_client(make_user("v"))
+    offered = {s["id"] for _ in range(20) for s in queue(client, workflow, n=10)["subjects"]}
+    assert offered == set(ids) - retired
+
+
+def test_an_inactive_workflow_offers_nothing(workflow, subject_ids, make_user):
+    workflow.active = False
+    workflow.save()
+    body = queue(token_client(make_user("v")), workflow, n=5)
+    assert body["finished"] is True
+    assert body["subjects"] == []
+
+
+def test_volunteers_see_ids_and_images_only(workflow, subject_ids, make_user):
+    body = queue(token_client(make_user("v")), workflow, n=3)
+    assert len(body["subjects"]) == 3
+    for subject in body["subjects"]:
+        assert set(subject) == {"id", "images"}
+        assert set(subject["images"]) == {"template", "science", "difference"}
+
+
+def test_exclude_skips_what_the_client_already_holds(workflow, make_user):
+    ids = add_subjects(workflow, 6)
+    client = token_client(make_user("v"))
+    held = ids[:4]
+    body = queue(client, workflow, n=6, exclude=",".join(map(str, held)))
+    assert {s["id"] for s in body["subjects"]} == set(ids[4:])
+
+
+@pytest.mark.parametrize("params", ["n=0", "n=51", "n=abc", "exclude=1,x"])
+def test_bad_queue_parameters_get_400(workflow, subject_ids, make_user, params):
+    response = token_client(make_user("v")).get(f"/api/workflows/{workflow.pk}/queue/?{params}")
+    assert response.status_code == 400
+
+
+def test_unknown_workflow_gets_404(db, make_user):
+    response = token_client(make_user("v")).get("/api/workflows/424242/queue/")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_higher_priority_subjects_come_first(workflow, make_user):
+    ids = add_subjects(workflow, 20)
+    SubjectWorkflowStatus.objects.filter(subject_id__in=ids[:3]).update(priority=5.0)
+    body = queue(token_client(make_user("v")), workflow, n=3)
+    assert {s["id"] for s in body["subjects"]} == set(ids[:3])
+
+
+def gold_fraction(workflow, volunteer, reference_ids, draws=400):
+    rng = random.Random(7)
+    hits = total = 0
+    for _ in range(draws):
+        result = selectors.subject_queue(volunteer=volunteer, workflow=workflow, n=1, rng=rng)
+        total += len(result.subject_ids)
+        hits += sum(pk in reference_ids for pk in result.subject_ids)
+    return hits / total
+
+
+def test_reference_subjects_are_injected_at_the_scheduled_rate(workflow):
+    ids = add_subjects(workflow, 200)
+    team = services.expert_team_get_or_create("rubin")
+    reference_set = services.reference_set_get_or_create(name="rubin", team=team)
+    reference_ids = set(ids[:100])
+    services.reference_labels_bulk_create(reference_set, [(pk, "real") for pk in reference_ids])
+    newcomer = services.volunteer_for_external_name("newcomer")
+    # Half the pool is gold, yet a newcomer gets it at the 40% rate of the schedule...
+    assert gold_fraction(workflow, newcomer, reference_ids) == pytest.approx(0.40, abs=0.07)
+    # ...a volunteer with 60 classifications at 10%...
+    veteran = services.volunteer_for_external_name("veteran")
+    for pk in ids[100:160]:
+        services.classification_create(volunteer=veteran, workflow_id=workflow.pk, subject_id=pk,
+                                       answer="real", client_id=uuid.uuid4())
+    assert gold_fraction(workflow, veteran, reference_ids) == pytest.approx(0.10, abs=0.05)
+    workflow.gold_schedule = [[None, 0.0]]
+    workflow.save()
+    # ...and a workflow that turns injection off never shows gold.
+    assert gold_fraction(workflow, newcomer, reference_ids) == 0.0
