@@ -1,0 +1,121 @@
+"""Ingest readers: every input format behind one interface.
+
+Each reader in `FORMATS` has ``read(path, origin=None) -> Iterator[SubjectRecord | Rejection]``
+and never raises for bad input (see `labeling.ingest.base`). `read_path` picks the reader,
+detecting the format when asked to. Pure Python: nothing here imports Django or Celery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from labeling.ingest.base import (
+    AVRO_CONTAINER_MAGIC,
+    Reader,
+    ReadItem,
+    container_schema_name,
+    describe_error,
+    is_fits_name,
+)
+from labeling.ingest.fits import FitsReader
+from labeling.ingest.npz import NpzReader
+from labeling.ingest.rubin_avro import RubinAvroReader, wire_schema_id
+from labeling.ingest.zooniverse_manifest import ZooniverseManifestReader
+from labeling.ingest.ztf_avro import ZtfAvroReader
+from labeling.records import Rejection
+
+__all__ = ["FORMATS", "FormatDetectionError", "ReadItem", "Reader", "detect_format", "read_path"]
+
+FORMATS: dict[str, Reader] = {
+    "npz": NpzReader(),
+    "fits": FitsReader(),
+    "rubin-avro": RubinAvroReader(),
+    "ztf-avro": ZtfAvroReader(),
+    "zooniverse-manifest": ZooniverseManifestReader(),
+}
+
+FITS_MAGIC = b"SIMPLE  ="
+ZIP_MAGIC = b"PK\x03\x04"
+_MAGIC_LENGTH = 16
+
+
+class FormatDetectionError(ValueError):
+    """The format of an input could not be told; the message says why."""
+
+
+def _container_format(path: Path) -> str:
+    try:
+        schema_name = container_schema_name(path)
+    # fastavro reports an unreadable header with ValueError, EOFError and others.
+    except Exception as exc:
+        raise FormatDetectionError(
+            f"{path.name}: Avro container with an unreadable header ({describe_error(exc)})"
+        ) from exc
+    if schema_name.startswith("lsst."):
+        return "rubin-avro"
+    if schema_name.startswith("ztf."):
+        return "ztf-avro"
+    raise FormatDetectionError(
+        f"{path.name}: Avro container of schema {schema_name!r}, neither a Rubin nor a ZTF alert"
+    )
+
+
+def detect_format(path: Path | str) -> str:
+    """The FORMATS key for `path`, or FormatDetectionError.
+
+    A directory is read as FITS stamps. Files are recognised by extension (.npz; .fits, .fit,
+    .fts, optionally .gz; .csv manifests), then by magic bytes: an Avro container (``Obj\\x01``)
+    is a Rubin or ZTF alert file by its schema's namespace; FITS and zip magic are FITS and
+    NPZ; a Confluent wire-format header naming a known Rubin schema id is a schemaless Rubin
+    alert. A .avro file with none of these is taken to be a raw schemaless Rubin alert.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if any(is_fits_name(child.name) for child in path.iterdir()):
+            return "fits"
+        raise FormatDetectionError(f"{path.name}: directory holds no FITS files")
+    if not path.is_file():
+        raise FormatDetectionError(f"{path.name}: no such file")
+    name = path.name.lower()
+    if name.endswith(".npz"):
+        return "npz"
+    if is_fits_name(name):
+        return "fits"
+    if name.endswith(".csv"):
+        return "zooniverse-manifest"
+    with path.open("rb") as stream:
+        head = stream.read(_MAGIC_LENGTH)
+    if head.startswith(AVRO_CONTAINER_MAGIC):
+        return _container_format(path)
+    if head.startswith(FITS_MAGIC):
+        return "fits"
+    if head.startswith(ZIP_MAGIC):
+        return "npz"
+    if wire_schema_id(head) is not None or name.endswith(".avro"):
+        return "rubin-avro"
+    raise FormatDetectionError(
+        f"{path.name}: unknown input format (expected .npz, FITS, .csv manifest, or a Rubin or "
+        "ZTF Avro alert)"
+    )
+
+
+def read_path(path: Path | str, fmt: str = "auto", origin: str | None = None) -> Iterator[ReadItem]:
+    """Records and rejections from `path` read as `fmt` (a FORMATS key, or "auto" to detect).
+
+    An undetectable or unknown format yields one Rejection rather than raising.
+    """
+    path = Path(path)
+    if fmt == "auto":
+        try:
+            fmt = detect_format(path)
+        except FormatDetectionError as exc:
+            yield Rejection(source=path.name, reason=str(exc))
+            return
+    reader = FORMATS.get(fmt)
+    if reader is None:
+        yield Rejection(
+            source=path.name, reason=f"unknown format {fmt!r} (known: {', '.join(FORMATS)})"
+        )
+        return
+    yield from reader.read(path, origin)

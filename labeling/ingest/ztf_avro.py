@@ -1,0 +1,82 @@
+"""ZTF alert packets: Avro container files (usually one alert each).
+
+Each cutout (cutoutScience, cutoutTemplate, cutoutDifference) is a record whose `stampData`
+holds gzipped FITS bytes, normally 63x63; older packets carry plain FITS, and stamps clipped
+at a CCD edge are smaller (kept as they are: the normaliser pads them with NaN). The external
+id is `candid`. ZTF measures magnitudes, not fluxes, so psf_flux stays empty and magpsf and
+sigmapsf go to metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from labeling.ingest.base import (
+    Reader,
+    ReadItem,
+    RecordError,
+    alert_cutouts,
+    guarded,
+    make_record,
+    open_avro_container,
+    pick_metadata,
+    record_source,
+    to_optional_float,
+)
+from labeling.records import SubjectRecord
+
+BANDS_BY_FID = {1: "g", 2: "r", 3: "i"}
+# 2.5 / ln(10): a magnitude error sigma corresponds to a signal-to-noise of about 1.0857 / sigma.
+MAG_ERROR_TO_SNR = 1.0857
+CANDIDATE_METADATA = (
+    "jd",
+    "fid",
+    "magpsf",
+    "sigmapsf",
+    "isdiffpos",
+    "drb",
+    "programid",
+    "field",
+    "rcid",
+    "diffmaglim",
+)
+ALERT_METADATA = ("objectId", "schemavsn")
+
+
+def _stamp_data(cutout: Any) -> bytes | None:
+    """ZTF wraps each cutout's FITS bytes in a {fileName, stampData} record."""
+    return cutout.get("stampData") if isinstance(cutout, dict) else None
+
+
+def _alert_record(alert: dict[str, Any], source: str, origin: str | None) -> SubjectRecord:
+    candidate = alert.get("candidate")
+    if not isinstance(candidate, dict):
+        raise RecordError("alert has no candidate")
+    stamps = alert_cutouts(alert, _stamp_data)
+    sigmapsf = to_optional_float(candidate.get("sigmapsf"), "sigmapsf")
+    fields = {
+        "external_id": alert.get("candid", candidate.get("candid")),
+        "ra": candidate.get("ra"),
+        "dec": candidate.get("dec"),
+        "band": BANDS_BY_FID.get(candidate.get("fid"), ""),
+        "reliability": candidate.get("rb"),
+        "snr": MAG_ERROR_TO_SNR / sigmapsf if sigmapsf and sigmapsf > 0 else None,
+        "metadata": {
+            **pick_metadata(alert, ALERT_METADATA),
+            **pick_metadata(candidate, CANDIDATE_METADATA),
+        },
+    }
+    return make_record(source, stamps, fields, origin)
+
+
+class ZtfAvroReader(Reader):
+    format_name = "ztf-avro"
+
+    def _read(self, path: Path, origin: str | None) -> Iterator[ReadItem]:
+        with path.open("rb") as stream:
+            _, alerts = open_avro_container(stream, "ztf")
+            for index, alert in enumerate(alerts):
+                source = record_source(path, index)
+                yield guarded(source, _alert_record, alert, source, origin)

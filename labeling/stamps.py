@@ -1,0 +1,148 @@
+"""Postage-stamp normalisation and the stored form of a subject's stamp cube.
+
+Pure numpy: nothing here imports Django, so the rules are unit-tested and benchmarked
+without a database.
+
+Centring rule. A stamp of length n along an axis has its detection at pixel index n // 2:
+the exact centre when n is odd, and for even n the pixel just past the midpoint (a 50-pixel
+axis has its detection at index 25). Normalising to `size` maps input index n // 2 to output
+index size // 2 on each axis, cropping what falls outside and padding with NaN where the
+input does not reach. NaN is the "no data" value throughout: NaN pixels in the input are
+legitimate (masked or off-detector) and are kept, while +/-inf marks a corrupt stamp.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from labeling.records import STAMP_KINDS, SubjectRecord
+
+Shape = tuple[int, ...]
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Integer and floating pixels are accepted; booleans, complex, strings and objects are not
+# pixel values (complex would silently lose its imaginary part in float32).
+_NUMERIC_KINDS = frozenset("iuf")
+
+
+class StampError(ValueError):
+    """A stamp (or stored stamp cube) that cannot be used, with the reason."""
+
+
+@dataclass(frozen=True)
+class NormalisedTriplet:
+    """The stored form of one subject's stamps.
+
+    `cube` is float32 of shape (3, size, size) in the order template, science, difference;
+    `original_shapes` are the shapes of the three input stamps in the same order.
+    """
+
+    cube: np.ndarray
+    original_shapes: tuple[Shape, Shape, Shape]
+
+
+def check_stamp(stamp: np.ndarray, label: str = "stamp") -> np.ndarray:
+    """Return `stamp` as an ndarray if it can be normalised, else raise `StampError`.
+
+    The checks do not depend on the target size, so readers call this to reject a bad
+    record at read time with the same message the normaliser would give.
+    """
+    array = np.asarray(stamp)
+    if array.ndim != 2:
+        raise StampError(f"{label} must be 2-D, got shape {array.shape}")
+    if array.size == 0:
+        raise StampError(f"{label} is empty (shape {array.shape})")
+    if array.dtype.kind not in _NUMERIC_KINDS:
+        raise StampError(f"{label} has non-numeric dtype {array.dtype}")
+    if array.dtype.kind == "f":
+        if np.isinf(array).any():
+            raise StampError(f"{label} has +/-inf pixels (corrupt stamp)")
+        finite = array[~np.isnan(array)]
+        if finite.size == 0:
+            raise StampError(f"{label} is entirely NaN")
+        if np.abs(finite).max() > _FLOAT32_MAX:
+            raise StampError(f"{label} has pixel values beyond the float32 range")
+    return array
+
+
+def _centred_span(length: int, size: int) -> tuple[slice, slice]:
+    """The input slice and output slice that align input index length // 2 with size // 2."""
+    offset = size // 2 - length // 2
+    start = max(0, -offset)
+    stop = min(length, size - offset)
+    return slice(start, stop), slice(start + offset, stop + offset)
+
+
+def _check_size(size: int) -> None:
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+
+
+def normalise_stamp(stamp: np.ndarray, size: int) -> tuple[np.ndarray, Shape]:
+    """Centre-crop or NaN-pad a 2-D stamp to float32 (size, size).
+
+    Returns the normalised stamp and the input's original shape. See the module docstring
+    for the centring rule. Raises `StampError` for a stamp that cannot be used.
+    """
+    _check_size(size)
+    array = check_stamp(stamp)
+    rows_in, rows_out = _centred_span(array.shape[0], size)
+    cols_in, cols_out = _centred_span(array.shape[1], size)
+    normalised = np.full((size, size), np.nan, dtype=np.float32)
+    normalised[rows_out, cols_out] = array[rows_in, cols_in]
+    return normalised, array.shape
+
+
+def normalise_triplet(record: SubjectRecord, size: int) -> NormalisedTriplet:
+    """Normalise a record's template, science and difference stamps into one cube."""
+    _check_size(size)
+    cube = np.empty((len(STAMP_KINDS), size, size), dtype=np.float32)
+    shapes = []
+    for plane, (kind, stamp) in enumerate(zip(STAMP_KINDS, record.stamps(), strict=True)):
+        try:
+            cube[plane], shape = normalise_stamp(stamp, size)
+        except StampError as exc:
+            raise StampError(f"{record.source} {kind}: {exc}") from exc
+        shapes.append(shape)
+    return NormalisedTriplet(cube=cube, original_shapes=tuple(shapes))
+
+
+def _check_cube(cube: np.ndarray, size: int | None = None) -> None:
+    """Raise `StampError` unless `cube` is float32 (3, S, S), with S == size when given."""
+    is_cube = (
+        cube.ndim == 3
+        and cube.shape[0] == len(STAMP_KINDS)
+        and cube.shape[1] == cube.shape[2]
+        and (size is None or cube.shape[1] == size)
+    )
+    if cube.dtype != np.float32 or not is_cube:
+        side = "S" if size is None else size
+        raise StampError(
+            f"stamp cube must be float32 (3, {side}, {side}), got {cube.dtype} {cube.shape}"
+        )
+
+
+def cube_to_bytes(cube: np.ndarray) -> bytes:
+    """Serialise a (3, S, S) float32 cube losslessly as .npy bytes (NaN bits included)."""
+    cube = np.asarray(cube)
+    _check_cube(cube)
+    buffer = io.BytesIO()
+    np.save(buffer, cube, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def cube_from_bytes(data: bytes, size: int) -> np.ndarray:
+    """Load a cube stored by `cube_to_bytes`, checking it is float32 (3, size, size)."""
+    buffer = io.BytesIO(data)
+    # read_array parses only the .npy format (np.load would also accept zip archives).
+    try:
+        cube = np.lib.format.read_array(buffer, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise StampError(f"corrupt stamp cube bytes: {exc}") from exc
+    if buffer.read(1):
+        raise StampError("corrupt stamp cube bytes: trailing data after the array")
+    _check_cube(cube, size)
+    return cube
