@@ -63,7 +63,7 @@ class Command(BaseCommand):
             Subject.objects.filter(pk__in=report.subject_ids).values_list("external_id", "pk")
         )
         rng = random.Random(seed)
-        chosen = sorted(external_id for external_id in ingested if rng.random() < fraction)
+        chosen = [external_id for external_id in sorted(ingested) if rng.random() < fraction]
         with transaction.atomic():
             team = services.expert_team_get_or_create(SIM_TEAM)
             reference_set = services.reference_set_get_or_create(name=SIM_REFERENCE_SET, team=team)
