@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling import services, stamps
+from labeling import stamps
 from labeling.models import Subject, SubjectWorkflowStatus
 from tests.fixtures import inputs
 
