@@ -9,6 +9,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from labeling import rules
@@ -20,6 +21,13 @@ DEFAULT_QUESTION = "Is the object at the centre of the difference image Real or 
 
 def default_gold_schedule():
     return [list(step) for step in rules.DEFAULT_GOLD_SCHEDULE]
+
+
+def validate_gold_schedule(value):
+    try:
+        rules.validate_gold_schedule(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"invalid gold schedule: {exc}") from exc
 
 
 class Project(models.Model):
@@ -53,6 +61,7 @@ class Workflow(models.Model):
     retire_max = models.PositiveSmallIntegerField(default=rules.DEFAULT_RETIRE_MAX)
     gold_schedule = models.JSONField(
         default=default_gold_schedule,
+        validators=[validate_gold_schedule],
         help_text="[[upto, rate], ..., [null, rate]]: reference-subject injection rate by the "
         "number of classifications the volunteer has made in this workflow.",
     )
