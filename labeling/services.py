@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from labeling import roles, rules, stamps
@@ -246,99 +247,130 @@ def classification_create(
     """
     if answer not in ANSWERS:
         raise InvalidInput(f"answer must be one of {', '.join(ANSWERS)}")
-    replay = _replay(volunteer, client_id)
-    if replay is not None:
-        return replay
+    submission = _Submission(
+        volunteer, workflow_id, subject_id, answer, client_id, user_agent[:300], answered_at
+    )
     try:
-        return _classification_record(
-            volunteer, workflow_id, subject_id, answer, client_id, user_agent, answered_at,
-            store_repeats,
-        )
+        return _classification_record(submission, store_repeats=store_repeats)
     except IntegrityError:
-        # The same client_id raced in for another subject: the first one stored wins.
+        # The same client_id raced in for another subject, whose lock we did not share:
+        # the first one stored wins.
         replay = _replay(volunteer, client_id)
         if replay is None:
             raise
         return replay
 
 
+@dataclass(frozen=True)
+class _Submission:
+    volunteer: Volunteer
+    workflow_id: int
+    subject_id: int
+    answer: str
+    client_id: uuid.UUID
+    user_agent: str
+    answered_at: datetime | None
+
+
 def _classification_record(
-    volunteer, workflow_id, subject_id, answer, client_id, user_agent, answered_at, store_repeats
+    submission: _Submission, *, store_repeats: bool
 ) -> ClassificationOutcome:
+    volunteer, subject_id = submission.volunteer, submission.subject_id
     with transaction.atomic():
-        try:
-            status = (
-                SubjectWorkflowStatus.objects.select_for_update()
-                .select_related("workflow")
-                .get(workflow_id=workflow_id, subject_id=subject_id)
-            )
-        except SubjectWorkflowStatus.DoesNotExist:
-            raise NotFound(
-                f"subject {subject_id} is not part of workflow {workflow_id}"
-            ) from None
-        # A twin request with the same client_id may have committed while we waited.
-        replay = _replay(volunteer, client_id)
-        if replay is not None:
-            return replay
-        reason = _not_counted_reason(volunteer, status)
+        status = _locked_status(submission)
+        # Read after the lock is held, in a statement of its own: under READ COMMITTED only a
+        # new statement sees what a twin request committed while we waited for the lock.
+        earlier = list(
+            Classification.objects.filter(
+                Q(client_id=submission.client_id)
+                | Q(volunteer=volunteer, subject_id=subject_id, workflow_id=submission.workflow_id)
+            )[:2]
+        )
+        for previous in earlier:
+            if previous.client_id == submission.client_id:
+                return _replay_outcome(previous, volunteer, status)
+        reason = _not_counted_reason(volunteer, status, answered_before=bool(earlier))
         if reason == NotCounted.REPEAT and not store_repeats:
             raise Conflict(f"you have already classified subject {subject_id}")
         if not reason:
-            state, retires = rules.advance(
-                status.retirement_state, answer, status.workflow.retirement_rule
-            )
-            status.n_counted = state.n_counted
-            status.first_answer = state.first_answer
-            status.unanimous = state.unanimous
-            if retires and not _is_reference(subject_id):
-                status.retired = True
-                status.retired_at = timezone.now()
-            status.save(
-                update_fields=["n_counted", "first_answer", "unanimous", "retired", "retired_at"]
-            )
+            _count(status, submission.answer)
         classification = Classification.objects.create(
-            client_id=client_id,
+            client_id=submission.client_id,
             volunteer=volunteer,
             subject_id=subject_id,
-            workflow_id=workflow_id,
-            answer=answer,
-            answered_at=answered_at,
-            user_agent=user_agent[:300],
+            workflow_id=submission.workflow_id,
+            answer=submission.answer,
+            answered_at=submission.answered_at,
+            user_agent=submission.user_agent,
             counted=not reason,
             not_counted_reason=reason,
         )
     return ClassificationOutcome(classification, created=True, subject_retired=status.retired)
 
 
+def _locked_status(submission: _Submission) -> SubjectWorkflowStatus:
+    """The subject's status row, locked (and only it: `of=self` leaves the workflow row free
+    for every other subject's answers), with its workflow and whether it is a reference."""
+    try:
+        return (
+            SubjectWorkflowStatus.objects.select_for_update(of=("self",))
+            .select_related("workflow")
+            .annotate(
+                is_reference=Exists(
+                    ReferenceLabel.objects.filter(subject_id=OuterRef("subject_id"))
+                )
+            )
+            .get(workflow_id=submission.workflow_id, subject_id=submission.subject_id)
+        )
+    except SubjectWorkflowStatus.DoesNotExist:
+        raise NotFound(
+            f"subject {submission.subject_id} is not part of workflow {submission.workflow_id}"
+        ) from None
+
+
+def _count(status: SubjectWorkflowStatus, answer: str) -> None:
+    state, retires = rules.advance(status.retirement_state, answer, status.workflow.retirement_rule)
+    status.n_counted = state.n_counted
+    status.first_answer = state.first_answer
+    status.unanimous = state.unanimous
+    # Reference (gold) subjects never retire: they calibrate every new volunteer.
+    if retires and not status.is_reference:
+        status.retired = True
+        status.retired_at = timezone.now()
+    status.save(update_fields=["n_counted", "first_answer", "unanimous", "retired", "retired_at"])
+
+
 def _replay(volunteer: Volunteer, client_id: uuid.UUID) -> ClassificationOutcome | None:
     previous = Classification.objects.filter(client_id=client_id).first()
-    if previous is None:
-        return None
+    return None if previous is None else _replay_outcome(previous, volunteer)
+
+
+def _replay_outcome(
+    previous: Classification, volunteer: Volunteer, status: SubjectWorkflowStatus | None = None
+) -> ClassificationOutcome:
     if previous.volunteer_id != volunteer.pk:
         raise Conflict("this client_id was already used by someone else")
-    retired = SubjectWorkflowStatus.objects.filter(
-        workflow_id=previous.workflow_id, subject_id=previous.subject_id, retired=True
-    ).exists()
-    return ClassificationOutcome(previous, created=False, subject_retired=retired)
+    if status is None or (status.subject_id, status.workflow_id) != (
+        previous.subject_id, previous.workflow_id
+    ):
+        status = SubjectWorkflowStatus.objects.get(
+            workflow_id=previous.workflow_id, subject_id=previous.subject_id
+        )
+    return ClassificationOutcome(previous, created=False, subject_retired=status.retired)
 
 
-def _not_counted_reason(volunteer: Volunteer, status: SubjectWorkflowStatus) -> str:
+def _not_counted_reason(
+    volunteer: Volunteer, status: SubjectWorkflowStatus, *, answered_before: bool
+) -> str:
     if not status.workflow.active:
         return NotCounted.WORKFLOW_INACTIVE
-    if Classification.objects.filter(
-        volunteer=volunteer, subject_id=status.subject_id, workflow_id=status.workflow_id
-    ).exists():
+    if answered_before:
         return NotCounted.REPEAT
-    if volunteer.user_id and _is_reference(status.subject_id) and roles.is_expert(volunteer.user):
+    if status.is_reference and volunteer.user_id and roles.is_expert(volunteer.user):
         return NotCounted.EXPERT_ON_REFERENCE
     if status.retired:
         return NotCounted.RETIRED
     return NotCounted.COUNTED
-
-
-def _is_reference(subject_id: int) -> bool:
-    """Reference (gold) subjects never retire: they calibrate every new volunteer."""
-    return ReferenceLabel.objects.filter(subject_id=subject_id).exists()
 
 
 # --- expert teams and reference labels ---------------------------------------------------

@@ -1,0 +1,88 @@
+"""`make bench` (`python -m bench`): every benchmark in order, on a fresh PostgreSQL database.
+
+1. Classification throughput and the health baseline (`bench.classify`), which also picks
+   the gunicorn settings.
+2. Queue latency at Rubin scale (`bench.rubin`), on those settings.
+
+Figures go to stdout as `name: value` lines and to bench/results/latest.json; progress goes
+to stderr. Exits 0 when every figure was measured, 1 when a measurement failed (e.g. an
+answer with the wrong status), 2 when PostgreSQL is not there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import time
+
+from bench import classify, rubin
+from bench.database import (
+    DEFAULT_URL,
+    bench_database_url,
+    database_name,
+    recreate,
+    setup_django,
+)
+from bench.results import BenchError, Results, log
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__.split("\n")[0],
+        epilog="PostgreSQL: the server of DATABASE_URL (default "
+        f"{DEFAULT_URL}); the database is its name with `_bench` appended unless it "
+        "already ends so, and is dropped and recreated on every run.",
+    )
+    parser.add_argument("--duration", type=float, default=15.0,
+                        help="seconds measured per load (default 15)")
+    parser.add_argument("--warmup", type=float, default=3.0,
+                        help="seconds of unmeasured load first (default 3)")
+    parser.add_argument("--trial", type=float, default=4.0,
+                        help="seconds measured per gunicorn setting tried (default 4)")
+    parser.add_argument("--rubin-scale", type=float, default=1.0,
+                        help="fraction of the Rubin-scale data set to load (default 1)")
+    return parser.parse_args(argv)
+
+
+def _stop_on_sigterm(signum, frame):
+    # Unwinds like Ctrl-C, so the context managers stop gunicorn and remove temporary files.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    started = time.monotonic()
+    try:
+        url = bench_database_url()
+        log(f"recreating database {database_name(url)} and migrating it")
+        recreate(url)
+        with tempfile.TemporaryDirectory(prefix="bench-media-") as media_root:
+            setup_django(url, media_root)
+            results = Results()
+            config = classify.run(
+                results, url, media_root,
+                duration_s=args.duration, warmup_s=args.warmup, trial_s=args.trial,
+            )
+            rubin.run(
+                results, url, media_root, config,
+                scale=args.rubin_scale, duration_s=args.duration, warmup_s=args.warmup,
+            )
+            results.add("bench_total_s", time.monotonic() - started)
+            path = results.save()
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("bench: interrupted; gunicorn stopped, temporary files removed", file=sys.stderr)
+        return 130
+    log(f"wrote {path}; database {database_name(url)} is left for inspection "
+        "and recreated by the next run")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
