@@ -36,11 +36,11 @@ def write_stamps(project_id: int) -> str:
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from labeling import services, stamps
+    from labeling import stamps
 
     cube = np.random.default_rng(0).normal(100.0, 5.0, (3, 51, 51)).astype(np.float32)
     return default_storage.save(
-        services.stamps_path(project_id, "bench-stamps"), ContentFile(stamps.cube_to_bytes(cube))
+        f"bench/{project_id}/stamps.npy", ContentFile(stamps.cube_to_bytes(cube))
     )
 
 

@@ -93,7 +93,8 @@ class Workflow(models.Model):
 
 
 def stamp_upload_path(subject: Subject, filename: str) -> str:
-    return f"stamps/{subject.project_id}/{filename}"
+    # Two characters of fan-out keep directories small at hundreds of thousands of subjects.
+    return f"stamps/{subject.project_id}/{filename[:2]}/{filename}"
 
 
 class Subject(models.Model):

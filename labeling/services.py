@@ -131,18 +131,32 @@ def subjects_ingest(
                 report.rejected.append(Rejection(item.source, str(exc)))
                 continue
             prepared[item.external_id] = _Prepared(item, triplet)
-        existing = set(
-            Subject.objects.filter(
-                project_id=subject_set.project_id, external_id__in=list(prepared)
-            ).values_list("external_id", flat=True)
-        )
+        existing = _existing_external_ids(subject_set.project_id, list(prepared))
         report.duplicates.extend(sorted(existing))
         fresh = [p for external_id, p in prepared.items() if external_id not in existing]
-        report.subject_ids.extend(_store_batch(fresh, subject_set, size))
-        report.ingested += len(fresh)
+        try:
+            stored = _store_batch(fresh, subject_set, size)
+        except IntegrityError:
+            # Another ingest stored some of these external ids since we looked: go one by one.
+            stored = []
+            for item in fresh:
+                try:
+                    stored += _store_batch([item], subject_set, size)
+                except IntegrityError:
+                    report.duplicates.append(item.record.external_id)
+        report.subject_ids.extend(stored)
+        report.ingested += len(stored)
         if on_progress:
             on_progress(len(batch))
     return report
+
+
+def _existing_external_ids(project_id: int, external_ids: list[str]) -> set[str]:
+    return set(
+        Subject.objects.filter(project_id=project_id, external_id__in=external_ids).values_list(
+            "external_id", flat=True
+        )
+    )
 
 
 def _store_batch(batch: list[_Prepared], subject_set: SubjectSet, size: int) -> list[int]:
@@ -153,9 +167,10 @@ def _store_batch(batch: list[_Prepared], subject_set: SubjectSet, size: int) -> 
             subject = _subject_from_record(item.record, subject_set)
             subject.stamp_size = size
             subject.original_shapes = [list(shape) for shape in item.triplet.original_shapes]
-            name = stamps_path(subject_set.project_id, uuid.uuid4().hex)
-            subject.stamps.name = default_storage.save(
-                name, ContentFile(stamps.cube_to_bytes(item.triplet.cube))
+            subject.stamps.save(
+                f"{uuid.uuid4().hex}.npy",
+                ContentFile(stamps.cube_to_bytes(item.triplet.cube)),
+                save=False,
             )
             written.append(subject.stamps.name)
             subjects.append(subject)
@@ -174,10 +189,6 @@ def _store_batch(batch: list[_Prepared], subject_set: SubjectSet, size: int) -> 
             default_storage.delete(name)
         raise
     return [subject.pk for subject in subjects]
-
-
-def stamps_path(project_id: int, name: str) -> str:
-    return f"stamps/{project_id}/{name[:2]}/{name}.npy"
 
 
 def _subject_from_record(record: SubjectRecord, subject_set: SubjectSet) -> Subject:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling import stamps
+from labeling import services, stamps
 from labeling.models import Subject, SubjectWorkflowStatus
 from tests.fixtures import inputs
 
@@ -163,3 +163,19 @@ def test_create_workflow_command(db):
         call_command("create_workflow", "rdd")
     with pytest.raises(CommandError, match="retire-max"):
         call_command("create_workflow", "other", retire_agree=5, retire_max=2)
+
+
+def test_a_duplicate_stored_by_a_concurrent_ingest_is_skipped_not_fatal(
+    workflow, tmp_path, monkeypatch
+):
+    path = inputs.write_npz(tmp_path, 3)
+    (tmp_path / "other").mkdir()
+    assert ingest(inputs.write_npz(tmp_path / "other", 2))[0] == 0
+    # Our duplicate check ran before the other ingest committed: it saw nothing.
+    monkeypatch.setattr(services, "_existing_external_ids", lambda *args: set())
+    code, out = ingest(path)
+    assert code == 0
+    assert "ingested 1 subjects" in out
+    assert "skipped 2 duplicate external ids" in out
+    assert Subject.objects.count() == 3
+    assert Subject.objects.filter(external_id=inputs.external_id(2)).exists()
