@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import math
+import warnings
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -249,15 +250,20 @@ def read_fits(content: bytes | Path, label: str) -> list[FitsHdu]:
             raise RecordError(f"{label} is not valid gzip: {describe_error(exc)}") from exc
     source = io.BytesIO(content) if isinstance(content, bytes) else content
     try:
-        with fits.open(source, memmap=False) as hdus:
-            return [
-                FitsHdu(
-                    name=hdu.name,
-                    header=hdu.header.copy(),
-                    data=np.array(hdu.data) if hdu.is_image and hdu.data is not None else None,
-                )
-                for hdu in hdus
-            ]
+        with warnings.catch_warnings():
+            # astropy only warns about a truncated file and pads what is missing: it is corrupt.
+            warnings.filterwarnings("error", message="File may have been truncated")
+            with fits.open(source, memmap=False) as hdus:
+                return [
+                    FitsHdu(
+                        name=hdu.name,
+                        header=hdu.header.copy(),
+                        data=np.array(hdu.data)
+                        if hdu.is_image and hdu.data is not None
+                        else None,
+                    )
+                    for hdu in hdus
+                ]
     # astropy signals corrupt or truncated FITS with OSError, TypeError, ValueError and more.
     except Exception as exc:
         raise RecordError(f"{label} is not readable FITS: {describe_error(exc)}") from exc

@@ -100,7 +100,7 @@ def test_duplicates_are_skipped_and_reported(workflow, tmp_path):
     ("write", "reason"),
     [
         (lambda d: inputs.write_random_bytes(d, "junk.npz"), "junk.npz"),
-        (lambda d: inputs.write_truncated(inputs.write_fits_triplet_mef(d, 0)), "fits"),
+        (lambda d: inputs.write_truncated(inputs.write_fits_triplet_mef(d, 0)), "truncated"),
         (lambda d: inputs.write_npz(d, 3, counts={"science": 2}), "stamps.npz"),
         (lambda d: inputs.write_npz(d, 2, stamp_ndim=3), "stamps.npz"),
         (lambda d: inputs.write_random_bytes(d, "mystery.bin"), "mystery.bin"),
