@@ -7,12 +7,18 @@ import uuid
 import numpy as np
 import pytest
 from django.contrib.auth.models import Group
+from hypothesis import settings as hypothesis_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from labeling import roles, services
 from labeling.models import Workflow
 from labeling.records import SubjectRecord
+
+# Speed is measured by `make bench`, never asserted: hypothesis's per-example deadline would be
+# a timed assertion that a busy CI machine can trip.
+hypothesis_settings.register_profile("no-deadline", deadline=None)
+hypothesis_settings.load_profile("no-deadline")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -180,7 +180,7 @@ finite_cubes = st.integers(1, 12).flatmap(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(cube=finite_cubes, scale=st.integers(1, 3))
 def test_any_finite_cube_renders_without_the_nan_colour(cube, scale):
     marker = centre_marker_mask(cube.shape[1], scale)
@@ -191,7 +191,7 @@ def test_any_finite_cube_renders_without_the_nan_colour(cube, scale):
         assert is_grey(rgb[~marker]).all()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(cube=finite_cubes, data=st.data())
 def test_nan_colour_marks_exactly_the_nan_pixels(cube, data):
     nan = data.draw(arrays(np.bool_, cube.shape))

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -186,7 +186,6 @@ def _stamps(draw: st.DrawFn, pixels: st.SearchStrategy[float] = _finite_pixels) 
     return draw(hnp.arrays(np.float32, shape, elements=pixels))
 
 
-@settings(deadline=None)
 @given(stamp=_stamps(), size=_sides)
 def test_output_is_always_size_by_size_float32_with_the_original_shape(
     stamp: np.ndarray, size: int
@@ -197,7 +196,6 @@ def test_output_is_always_size_by_size_float32_with_the_original_shape(
     assert shape == stamp.shape
 
 
-@settings(deadline=None)
 @given(stamp=_stamps(), size=_sides)
 def test_centre_pixel_is_preserved(stamp: np.ndarray, size: int) -> None:
     normalised, _ = normalise_stamp(stamp, size)
@@ -205,14 +203,12 @@ def test_centre_pixel_is_preserved(stamp: np.ndarray, size: int) -> None:
     assert normalised[size // 2, size // 2] == stamp[height // 2, width // 2]
 
 
-@settings(deadline=None)
 @given(stamp=_stamps(), size=_sides)
 def test_nan_padding_only_where_the_input_does_not_reach(stamp: np.ndarray, size: int) -> None:
     normalised, _ = normalise_stamp(stamp, size)
     np.testing.assert_array_equal(normalised, _expected(stamp, size))
 
 
-@settings(deadline=None)
 @given(
     stamp=_stamps(st.one_of(_finite_pixels, st.just(float("nan")))),
     size=_sides,
@@ -265,7 +261,6 @@ def test_cube_round_trips_with_nan_payloads_bit_exact() -> None:
     np.testing.assert_array_equal(restored.view(np.uint32), bits)
 
 
-@settings(deadline=None)
 @given(
     cube=hnp.arrays(
         np.float32,
