@@ -79,6 +79,11 @@ def subject_set_attach(*, workflow: Workflow, name: str) -> SubjectSet:
     return subject_set
 
 
+def _require_answer(value: str, what: str) -> None:
+    if value not in ANSWERS:
+        raise InvalidInput(f"{what} must be one of {', '.join(ANSWERS)}, got {value!r}")
+
+
 # --- ingest ------------------------------------------------------------------------------
 
 
@@ -275,8 +280,7 @@ def classification_create(
     (idempotent replay). A second answer from the same volunteer on the same subject is a
     Conflict, unless `store_repeats` (imports), which stores it as not counted.
     """
-    if answer not in ANSWERS:
-        raise InvalidInput(f"answer must be one of {', '.join(ANSWERS)}")
+    _require_answer(answer, "answer")
     submission = _Submission(
         volunteer, workflow_id, subject_id, answer, client_id, user_agent[:300], answered_at
     )
@@ -424,8 +428,7 @@ def reference_label_set(
     *, reference_set: ReferenceSet, subject: Subject, label: str, expert=None
 ) -> ReferenceLabel:
     """Set a subject's label in a reference set. An expert may only write their team's set."""
-    if label not in ANSWERS:
-        raise InvalidInput(f"label must be one of {', '.join(ANSWERS)}")
+    _require_answer(label, "label")
     if expert is not None and reference_set.team.name not in roles.expert_team_names(expert):
         raise Forbidden(f"reference set {reference_set.name!r} is not one of your team's")
     reference_label, _ = ReferenceLabel.objects.update_or_create(
@@ -443,8 +446,7 @@ def reference_labels_bulk_create(
     """
     rows = []
     for subject_id, label in labels:
-        if label not in ANSWERS:
-            raise InvalidInput(f"label must be one of {', '.join(ANSWERS)}, got {label!r}")
+        _require_answer(label, "label")
         rows.append(ReferenceLabel(reference_set=reference_set, subject_id=subject_id, label=label))
     with transaction.atomic():
         before = reference_set.labels.count()

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from labeling.models import ReferenceLabel, ReferenceSet, Subject, Workflow
 from labeling.records import ANSWERS, STAMP_KINDS
+from labeling.selectors import MAX_QUEUE_SIZE
 
 
 class WorkflowSerializer(serializers.ModelSerializer):
@@ -38,7 +39,7 @@ class QueueSerializer(serializers.Serializer):
 
 
 class QueueParamsSerializer(serializers.Serializer):
-    n = serializers.IntegerField(default=10, min_value=1, max_value=50)
+    n = serializers.IntegerField(default=10, min_value=1, max_value=MAX_QUEUE_SIZE)
     exclude = serializers.CharField(
         required=False, default="", help_text="comma-separated subject ids the client holds"
     )

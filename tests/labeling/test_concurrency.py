@@ -72,10 +72,8 @@ def test_disagreeing_crowd_never_counts_more_than_seven():
     subject_id = add_subjects(workflow, 1)[0]
     crowd = volunteers(20)
     # The first two disagree, so the rule waits for seven.
-    services.classification_create(volunteer=crowd[0], workflow_id=workflow.pk,
-                                   subject_id=subject_id, answer="real", client_id=uuid.uuid4())
-    services.classification_create(volunteer=crowd[1], workflow_id=workflow.pk,
-                                   subject_id=subject_id, answer="bogus", client_id=uuid.uuid4())
+    answer_job(crowd[0], workflow, subject_id, "real")()
+    answer_job(crowd[1], workflow, subject_id, "bogus")()
     jobs = [answer_job(v, workflow, subject_id, ("real", "bogus")[i % 2])
             for i, v in enumerate(crowd[2:])]
     _, errors = run_at_once(jobs)

@@ -38,11 +38,9 @@ def test_renders_are_cached_and_revalidated_by_etag(subject_ids, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("path", "status"),
-    [("/api/subjects/{id}/images/noise.png", 404), ("/api/subjects/999999/images/science.png",
-                                                    404)],
+    "path", ["/api/subjects/{id}/images/noise.png", "/api/subjects/999999/images/science.png"]
 )
-def test_unknown_kind_or_subject_gets_a_json_404(subject_ids, path, status):
+def test_unknown_kind_or_subject_gets_a_json_404(subject_ids, path):
     response = APIClient().get(path.format(id=subject_ids[0]))
-    assert response.status_code == status
+    assert response.status_code == 404
     assert response.json()["error"] == "not_found"

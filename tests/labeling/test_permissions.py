@@ -73,7 +73,7 @@ def test_only_the_owning_teams_experts_write_a_reference_set(
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_role_may_classify_and_nobody_sees_truth_in_the_queue(
+def test_every_role_gets_a_queue_without_truth_in_it(
     clients, workflow, subject_ids, rubin_set, role
 ):
     body = clients[role].get(f"/api/workflows/{workflow.pk}/queue/?n=12").json()
