@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from labeling import rules
 from labeling.records import ANSWERS
@@ -66,6 +67,10 @@ class Workflow(models.Model):
         "number of classifications the volunteer has made in this workflow.",
     )
     active = models.BooleanField(default=True)
+    feedback_enabled = models.BooleanField(
+        default=False,
+        help_text="after a volunteer answers a reference subject, show the experts' label",
+    )
     subject_sets = models.ManyToManyField(SubjectSet, related_name="workflows", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -112,7 +117,8 @@ class Subject(models.Model):
     band = models.CharField(max_length=8, blank=True)
     reliability = models.FloatField(null=True, blank=True, help_text="model score, if known")
     metadata = models.JSONField(default=dict, blank=True)
-    stamps = models.FileField(upload_to=stamp_upload_path, max_length=300)
+    # Empty for subjects known only by id (a Zooniverse import): they are aggregated, never served.
+    stamps = models.FileField(upload_to=stamp_upload_path, max_length=300, blank=True)
     stamp_size = models.PositiveSmallIntegerField()
     original_shapes = models.JSONField(help_text="[[h, w], ...] of template, science, difference")
     source = models.CharField(max_length=500, blank=True, help_text="the input it came from")
@@ -210,12 +216,17 @@ class Classification(models.Model):
     subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="classifications")
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="classifications")
     answer = models.CharField(max_length=10, choices=ANSWER_CHOICES)
-    created_at = models.DateTimeField(auto_now_add=True, help_text="when the server stored it")
+    # Aggregation replays classifications in this order; an import sets it to the original time.
+    created_at = models.DateTimeField(default=timezone.now, help_text="when the server stored it")
     answered_at = models.DateTimeField(null=True, blank=True, help_text="when the client says")
     user_agent = models.CharField(max_length=300, blank=True)
     counted = models.BooleanField()
     not_counted_reason = models.CharField(
         max_length=30, choices=NotCounted.choices, default=NotCounted.COUNTED, blank=True
+    )
+    external_id = models.CharField(
+        max_length=100, blank=True, default="",
+        help_text="the id on the platform it was imported from, e.g. zooniverse:123456",
     )
 
     class Meta:
@@ -229,7 +240,11 @@ class Classification(models.Model):
                 condition=models.Q(counted=True, not_counted_reason="")
                 | models.Q(counted=False) & ~models.Q(not_counted_reason=""),
                 name="classification_reason_iff_not_counted",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["external_id"], condition=~models.Q(external_id=""),
+                name="classification_external_id_once",
+            ),
         ]
 
 
@@ -261,6 +276,10 @@ class ReferenceLabel(models.Model):
     reference_set = models.ForeignKey(ReferenceSet, on_delete=models.CASCADE, related_name="labels")
     subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="reference_labels")
     label = models.CharField(max_length=10, choices=ANSWER_CHOICES)
+    explanation = models.CharField(
+        max_length=300, blank=True,
+        help_text="shown to volunteers as feedback, e.g. 'a dipole from misalignment'",
+    )
     expert = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         help_text="empty for labels that came from an import or the simulator",

@@ -68,6 +68,8 @@ def subject_queue(
     is_reference = Exists(ReferenceLabel.objects.filter(subject_id=OuterRef("subject_id")))
     unseen = (
         SubjectWorkflowStatus.objects.filter(workflow=workflow, retired=False)
+        # Subjects imported without stamps are there to be aggregated, not shown.
+        .exclude(subject__stamps="")
         .exclude(Exists(seen))
         .exclude(subject_id__in=exclude)
     )

@@ -272,17 +272,21 @@ def classification_create(
     user_agent: str = "",
     answered_at: datetime | None = None,
     store_repeats: bool = False,
+    created_at: datetime | None = None,
+    external_id: str = "",
 ) -> ClassificationOutcome:
     """Record one answer and apply the retirement rule, exactly, in one transaction.
 
     The subject's status row is locked first, so concurrent answers on one subject count
     one at a time and it retires once. A `client_id` seen before returns the first result
     (idempotent replay). A second answer from the same volunteer on the same subject is a
-    Conflict, unless `store_repeats` (imports), which stores it as not counted.
+    Conflict, unless `store_repeats` (imports), which stores it as not counted. Imports also
+    give `created_at` (the original time, which sets aggregation order) and `external_id`.
     """
     _require_answer(answer, "answer")
     submission = _Submission(
-        volunteer, workflow_id, subject_id, answer, client_id, user_agent[:300], answered_at
+        volunteer, workflow_id, subject_id, answer, client_id, user_agent[:300], answered_at,
+        created_at or timezone.now(), external_id,
     )
     try:
         return _classification_record(submission, store_repeats=store_repeats)
@@ -304,6 +308,8 @@ class _Submission:
     client_id: uuid.UUID
     user_agent: str
     answered_at: datetime | None
+    created_at: datetime
+    external_id: str
 
 
 def _classification_record(
@@ -336,6 +342,8 @@ def _classification_record(
             answer=submission.answer,
             answered_at=submission.answered_at,
             user_agent=submission.user_agent,
+            created_at=submission.created_at,
+            external_id=submission.external_id,
             counted=not reason,
             not_counted_reason=reason,
         )
