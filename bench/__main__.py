@@ -3,10 +3,14 @@
 1. Classification throughput and the health baseline (`bench.classify`), which also picks
    the gunicorn settings.
 2. Queue latency at Rubin scale (`bench.rubin`), on those settings.
+3. SWAP aggregation on simulated classifications (`bench.swap`), no database.
 
-Figures go to stdout as `name: value` lines and to bench/results/latest.json; progress goes
-to stderr. Exits 0 when every figure was measured, 1 when a measurement failed (e.g. an
-answer with the wrong status), 2 when PostgreSQL is not there.
+`python -m bench swap` (or `web`) runs only those: `web` is 1 and 2, `swap` is 3.
+
+Figures go to stdout as `name: value` lines and to bench/results/latest.json (a run of only
+some benchmarks writes latest-<names>.json instead, leaving the full run's file alone);
+progress goes to stderr. Exits 0 when every figure was measured, 1 when a measurement failed
+(e.g. an answer with the wrong status), 2 when PostgreSQL is not there.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from bench import classify, rubin
+from bench import classify, rubin, swap
 from bench.database import (
     DEFAULT_URL,
     bench_database_url,
@@ -25,7 +29,10 @@ from bench.database import (
     recreate,
     setup_django,
 )
-from bench.results import BenchError, Results, log
+from bench.results import RESULTS_DIR, BenchError, Results, log
+
+# What `python -m bench NAME ...` can pick, in the order a full run goes.
+BENCHMARKS = ("web", "swap")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +43,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         f"{DEFAULT_URL}); the database is its name with `_bench` appended unless it "
         "already ends so, and is dropped and recreated on every run.",
     )
+    parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
+                        help=f"run only these, of {', '.join(BENCHMARKS)} (default: all); "
+                        "swap needs no database")
     parser.add_argument("--duration", type=float, default=15.0,
                         help="seconds measured per load (default 15)")
     parser.add_argument("--warmup", type=float, default=3.0,
@@ -44,7 +54,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds measured per gunicorn setting tried (default 4)")
     parser.add_argument("--rubin-scale", type=float, default=1.0,
                         help="fraction of the Rubin-scale data set to load (default 1)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from "
+                     f"{', '.join(BENCHMARKS)}")
+    return args
 
 
 def _stop_on_sigterm(signum, frame):
@@ -56,31 +71,42 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.monotonic()
+    selected = [name for name in BENCHMARKS if name in args.benchmarks] or list(BENCHMARKS)
+    url = None
     try:
-        url = bench_database_url()
-        log(f"recreating database {database_name(url)} and migrating it")
-        recreate(url)
-        with tempfile.TemporaryDirectory(prefix="bench-media-") as media_root:
-            setup_django(url, media_root)
-            results = Results()
-            config = classify.run(
-                results, url, media_root,
-                duration_s=args.duration, warmup_s=args.warmup, trial_s=args.trial,
-            )
-            rubin.run(
-                results, url, media_root, config,
-                scale=args.rubin_scale, duration_s=args.duration, warmup_s=args.warmup,
-            )
-            results.add("bench_total_s", time.monotonic() - started)
+        results = Results()
+        if "web" in selected:
+            url = bench_database_url()
+            log(f"recreating database {database_name(url)} and migrating it")
+            recreate(url)
+            with tempfile.TemporaryDirectory(prefix="bench-media-") as media_root:
+                setup_django(url, media_root)
+                config = classify.run(
+                    results, url, media_root,
+                    duration_s=args.duration, warmup_s=args.warmup, trial_s=args.trial,
+                )
+                rubin.run(
+                    results, url, media_root, config,
+                    scale=args.rubin_scale, duration_s=args.duration, warmup_s=args.warmup,
+                )
+        if "swap" in selected:
+            swap.run(results)
+        results.add("bench_total_s", time.monotonic() - started)
+        if selected == list(BENCHMARKS):
             path = results.save()
+        else:
+            path = results.save(RESULTS_DIR / f"latest-{'-'.join(selected)}.json")
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("bench: interrupted; gunicorn stopped, temporary files removed", file=sys.stderr)
         return 130
-    log(f"wrote {path}; database {database_name(url)} is left for inspection "
-        "and recreated by the next run")
+    if url is None:
+        log(f"wrote {path}")
+    else:
+        log(f"wrote {path}; database {database_name(url)} is left for inspection "
+            "and recreated by the next run")
     return 0
 
 
