@@ -5,8 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The real-browser tests drive Debian's Chromium and inject axe-core from the npm registry.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench migrate clean
+.PHONY: demo test lint bench migrate clean e2e-deps evaluate
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,11 +32,46 @@ demo: migrate
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 
-test: lint
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
+
+node_modules/.package-lock.json: package.json package-lock.json
+	command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+e2e-deps: $(CHROMIUM) node_modules/.package-lock.json
+
+test: lint e2e-deps
 	$(PY) -m pytest
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.bench
 	$(PY) -m bench
 
+# crowd-kit is only for comparisons (the SWAP benchmark, `make evaluate`), never for the platform.
+$(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+# The whole aggregation pipeline against known truth, in a throwaway database: simulate
+# 20,000 subjects and 1,000 volunteers, then score SWAP (batch, online, EM), majority vote and
+# Dawid-Skene. EVAL_SUBJECTS and EVAL_VOLUNTEERS scale it.
+EVAL_DIR := .evaluation
+EVAL_SUBJECTS ?= 20000
+EVAL_VOLUNTEERS ?= 1000
+EVAL_ENV := DATABASE_URL=sqlite:///$(CURDIR)/$(EVAL_DIR)/db.sqlite3 \
+	DJANGO_MEDIA_ROOT=$(CURDIR)/$(EVAL_DIR)/media CELERY_BROKER_URL=
+evaluate: $(VENV)/.bench
+	rm -rf $(EVAL_DIR) && mkdir -p $(EVAL_DIR)
+	$(EVAL_ENV) $(PY) manage.py migrate --noinput >/dev/null
+	$(EVAL_ENV) $(PY) manage.py create_workflow evaluation
+	$(EVAL_ENV) $(PY) manage.py simulate subjects --workflow evaluation --n $(EVAL_SUBJECTS) --seed 1
+	$(EVAL_ENV) $(PY) manage.py simulate volunteers --workflow evaluation --n $(EVAL_VOLUNTEERS) --seed 1
+	$(EVAL_ENV) $(PY) manage.py aggregate --workflow evaluation --reference-sets sim-experts --mode batch --compare
+	$(EVAL_ENV) $(PY) manage.py aggregate --workflow evaluation --reference-sets sim-experts --mode online
+	$(EVAL_ENV) $(PY) manage.py aggregate --workflow evaluation --reference-sets sim-experts --mode em
+
 clean:
-	rm -rf $(VENV) db.sqlite3 media staticfiles
+	rm -rf $(VENV) db.sqlite3 media staticfiles node_modules artifacts $(EVAL_DIR)

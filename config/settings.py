@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "labeling",
+    "aggregation",
     "frontend",
 ]
 
@@ -115,6 +116,18 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
+# Long batch runs get their own queue so they never hold up the per-answer online updates.
+CELERY_TASK_ROUTES = {
+    "aggregation.tasks.aggregate_workflow": {"queue": "aggregation"},
+    "aggregation.tasks.aggregate_active_workflows": {"queue": "aggregation"},
+    "aggregation.tasks.swap_online_update": {"queue": "online"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "aggregate-active-workflows": {
+        "task": "aggregation.tasks.aggregate_active_workflows",
+        "schedule": env.float("AGGREGATION_INTERVAL_S", default=3600.0),
+    },
+}
 CELERY_ACCEPT_CONTENT = ["json"]
 
 # The science settings.

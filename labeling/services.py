@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from itertools import islice
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from aggregation.tasks import swap_online_update
 from labeling import roles, rules, stamps
 from labeling.errors import Conflict, Forbidden, InvalidInput, NotFound
 from labeling.models import (
@@ -181,19 +183,28 @@ def _store_batch(batch: list[_Prepared], subject_set: SubjectSet, size: int) -> 
             subjects.append(subject)
         with transaction.atomic():
             Subject.objects.bulk_create(subjects)
-            workflows = list(subject_set.workflows.all())
-            SubjectWorkflowStatus.objects.bulk_create(
-                SubjectWorkflowStatus(
-                    workflow=workflow, subject=subject, random_key=random.random()
-                )
-                for workflow in workflows
-                for subject in subjects
+            workflows = list(subject_set.workflows.values_list("pk", flat=True))
+            statuses_create(
+                (workflow_id, subject.pk) for workflow_id in workflows for subject in subjects
             )
     except BaseException:
         for name in written:
             default_storage.delete(name)
         raise
     return [subject.pk for subject in subjects]
+
+
+def statuses_create(pairs: Iterable[tuple[int, int]]) -> None:
+    """A retirement status row for each (workflow id, subject id) pair that has none yet."""
+    SubjectWorkflowStatus.objects.bulk_create(
+        (
+            SubjectWorkflowStatus(workflow_id=workflow_id, subject_id=subject_id,
+                                  random_key=random.random())
+            for workflow_id, subject_id in pairs
+        ),
+        batch_size=1000,
+        ignore_conflicts=True,
+    )
 
 
 def _subject_from_record(record: SubjectRecord, subject_set: SubjectSet) -> Subject:
@@ -274,6 +285,7 @@ def classification_create(
     store_repeats: bool = False,
     created_at: datetime | None = None,
     external_id: str = "",
+    live_update: bool = True,
 ) -> ClassificationOutcome:
     """Record one answer and apply the retirement rule, exactly, in one transaction.
 
@@ -281,12 +293,14 @@ def classification_create(
     one at a time and it retires once. A `client_id` seen before returns the first result
     (idempotent replay). A second answer from the same volunteer on the same subject is a
     Conflict, unless `store_repeats` (imports), which stores it as not counted. Imports also
-    give `created_at` (the original time, which sets aggregation order) and `external_id`.
+    give `created_at` (the original time, which sets aggregation order) and `external_id`,
+    and turn off `live_update`: answers from the past belong in a replay, not appended to the
+    live aggregation run.
     """
     _require_answer(answer, "answer")
     submission = _Submission(
         volunteer, workflow_id, subject_id, answer, client_id, user_agent[:300], answered_at,
-        created_at or timezone.now(), external_id,
+        created_at or timezone.now(), external_id, live_update,
     )
     try:
         return _classification_record(submission, store_repeats=store_repeats)
@@ -310,6 +324,7 @@ class _Submission:
     answered_at: datetime | None
     created_at: datetime
     external_id: str
+    live_update: bool
 
 
 def _classification_record(
@@ -347,6 +362,12 @@ def _classification_record(
             counted=not reason,
             not_counted_reason=reason,
         )
+        if not reason and submission.live_update:
+            # robust: the answer is stored whatever happens to the live posterior's update;
+            # the periodic batch run recomputes everything from the classifications anyway.
+            transaction.on_commit(
+                partial(swap_online_update.delay, classification.pk), robust=True
+            )
     return ClassificationOutcome(classification, created=True, subject_retired=status.retired)
 
 

@@ -1,0 +1,117 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from aggregation import selectors, services
+from aggregation.models import AggregationRun
+from aggregation.swap import BreakdownRow, format_breakdown, label_accuracy
+from aggregation.swap.baselines import crowdkit_dawid_skene
+from labeling.errors import LabelingError
+from labeling.management.commands._progress import progress_bar
+from labeling.models import Workflow
+
+
+class Command(BaseCommand):
+    help = (
+        "Run SWAP aggregation on a workflow's counted classifications and print the breakdown "
+        "table (scenario x reference set -> total Real, total Bogus)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--workflow", required=True, help="workflow slug")
+        parser.add_argument("--reference-sets", required=True,
+                            help="reference set names: rubin, or a union rubin+oxford")
+        parser.add_argument("--mode", default="batch", choices=AggregationRun.Mode.values,
+                            help="batch (final skills), online (skill at each answer's time; "
+                            "becomes the live run), em (skills and the prior also learned from "
+                            "non-reference subjects)")
+        parser.add_argument("--prior", type=float, help="Pr(Real) before any vote")
+        parser.add_argument("--all-volunteers", action="store_true",
+                            help="let volunteers with no reference classification contribute")
+        parser.add_argument("--stability-window", type=int)
+        parser.add_argument("--real-threshold", type=float)
+        parser.add_argument("--bogus-threshold", type=float)
+        parser.add_argument("--skill-strength", type=float,
+                            help="pseudo-count total of the prior skill")
+        parser.add_argument("--queue", action="store_true",
+                            help="queue the run on the Celery 'aggregation' queue, don't wait")
+        parser.add_argument("--compare", action="store_true",
+                            help="with simulated truth: also score majority vote and "
+                            "Dawid-Skene (crowd-kit, from requirements-bench.txt)")
+
+    def handle(self, *args, **options):
+        try:
+            workflow = Workflow.objects.get(slug=options["workflow"])
+        except Workflow.DoesNotExist:
+            raise CommandError(f"no workflow {options['workflow']!r}") from None
+        try:
+            reference_sets = selectors.reference_sets_parse(options["reference_sets"])
+            params = services.swap_params(
+                prior=options["prior"],
+                require_reference=False if options["all_volunteers"] else None,
+                stability_window=options["stability_window"],
+                real_threshold=options["real_threshold"],
+                bogus_threshold=options["bogus_threshold"],
+                skill_strength=options["skill_strength"],
+            )
+            run = services.run_create(workflow=workflow, reference_sets=reference_sets,
+                                      mode=options["mode"], params=params)
+        except LabelingError as exc:
+            raise CommandError(exc.message) from None
+        if options["queue"]:
+            services.run_queue(run)
+            self.stdout.write(f"queued aggregation run {run.pk}")
+            return
+        with progress_bar(None, "subject", f"run {run.pk}: write") as bar:
+            try:
+                run = services.run_execute(run.pk, on_progress=bar.update)
+            except Exception as exc:
+                raise CommandError(f"run {run.pk} failed: {exc}") from exc
+        self._report(run, options["compare"])
+
+    def _report(self, run: AggregationRun, compare: bool) -> None:
+        out = self.stdout
+        timings = ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in run.timings.items())
+        out.write(
+            f"run {run.pk} ({run.mode}, reference {run.reference_name}): "
+            f"{run.n_classifications:,} classifications, {run.n_subjects:,} subjects, "
+            f"{run.n_contributing_volunteers:,} of {run.n_volunteers:,} volunteers contributing, "
+            f"{run.n_reference_subjects:,} reference subjects ({timings})"
+        )
+        out.write(format_breakdown([BreakdownRow(**row) for row in run.summary["breakdown"]]))
+        conflicts = run.summary.get("reference_conflicts", [])
+        if conflicts:
+            out.write(f"{len(conflicts)} subjects dropped: the reference sets disagree on them "
+                      f"(e.g. {', '.join(map(str, conflicts[:5]))})")
+        if "em" in run.summary:
+            em = run.summary["em"]
+            out.write(f"EM: {em['iterations']} iterations, "
+                      f"{'converged' if em['converged'] else 'NOT converged'}, "
+                      f"learned prior Pr(Real) = {em['learned_prior']:.3f}")
+        truth = run.summary.get("truth")
+        if truth is None:
+            if compare:
+                raise CommandError("--compare needs simulated truth (subjects from "
+                                   "`simulate subjects`)")
+            return
+        rows = {f"SWAP {run.mode}, stable": truth["stable"],
+                f"SWAP {run.mode}, unstable": truth["unstable"]}
+        if compare:
+            rows["majority vote (ties: no label)"] = truth["majority"]
+            rows["Dawid-Skene (crowd-kit)"] = self._dawid_skene(run)
+        out.write("Against simulated truth (subjects volunteers labelled, reference excluded):")
+        out.write(f"  {'method':<34} {'labelled':>9} {'of':>8} {'accuracy':>9}")
+        for name, row in rows.items():
+            accuracy = f"{row['accuracy']:.2%}" if row["n_labelled"] else "n/a"
+            out.write(f"  {name:<34} {row['n_labelled']:>9,} {row['n_subjects']:>8,} "
+                      f"{accuracy:>9}")
+
+    def _dawid_skene(self, run: AggregationRun) -> dict:
+        data = selectors.classification_data(run.workflow_id)
+        reference = selectors.reference_truth(data.subject_ids, run.reference_sets.all())
+        truth = selectors.simulated_truth(data.subject_ids)
+        try:
+            labels = crowdkit_dawid_skene(data.table)
+        except ImportError as exc:
+            raise CommandError(str(exc)) from None
+        return services.accuracy_dict(
+            label_accuracy(labels, services.volunteer_truth(reference.truth, truth))
+        )

@@ -1,0 +1,139 @@
+"""Aggregation runs and what they produce: a posterior per subject and a skill per volunteer.
+
+Models hold data and constraints only; every write goes through `aggregation.services`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from labeling.models import (
+    ANSWER_CHOICES,
+    Classification,
+    ReferenceSet,
+    Subject,
+    Volunteer,
+    Workflow,
+)
+
+
+class AggregationRun(models.Model):
+    class Mode(models.TextChoices):
+        BATCH = "batch", "batch: every skill learned first, then every subject scored"
+        ONLINE = "online", "online: each classification uses the skill known at its time"
+        EM = "em", "EM: skills also learned from non-reference subjects"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    workflow = models.ForeignKey(
+        Workflow, on_delete=models.CASCADE, related_name="aggregation_runs"
+    )
+    reference_sets = models.ManyToManyField(ReferenceSet, related_name="aggregation_runs")
+    reference_name = models.CharField(
+        max_length=300, help_text="the reference sets as given, e.g. rubin or rubin+oxford"
+    )
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.BATCH)
+    parameters = models.JSONField(help_text="the SwapParams the run used")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    # The live run of a workflow is kept current by every counted classification.
+    live = models.BooleanField(default=False)
+    # Live runs: classifications up to this id are in the replay; later ones are applied
+    # one by one by the online task.
+    replayed_through = models.BigIntegerField(null=True, blank=True)
+    triggered_by = models.CharField(max_length=20, default="command")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="seconds per stage")
+    n_classifications = models.PositiveIntegerField(default=0)
+    n_subjects = models.PositiveIntegerField(default=0)
+    n_volunteers = models.PositiveIntegerField(default=0)
+    n_contributing_volunteers = models.PositiveIntegerField(default=0)
+    n_reference_subjects = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(
+        default=dict, blank=True,
+        help_text="breakdown table, reference conflicts, accuracy against simulated truth",
+    )
+
+    class Meta:
+        ordering = ["-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow"], condition=models.Q(live=True), name="one_live_run_per_workflow"
+            )
+        ]
+
+    def __str__(self):
+        return f"run {self.pk}: {self.workflow} {self.mode} [{self.reference_name}]"
+
+
+class SubjectPosterior(models.Model):
+    run = models.ForeignKey(AggregationRun, on_delete=models.CASCADE, related_name="posteriors")
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="posteriors")
+    p_real = models.FloatField()
+    # Log-odds keep the exact state where p_real has rounded to 0 or 1.
+    log_odds = models.FloatField()
+    trajectory = models.JSONField(default=list, help_text="Pr(Real) after each contributing vote")
+    n_counted = models.PositiveIntegerField(default=0)
+    label = models.CharField(
+        max_length=10, choices=ANSWER_CHOICES, blank=True,
+        help_text="the final Pr(Real) against the thresholds (the unstable scenario)",
+    )
+    stable = models.BooleanField(
+        default=False, help_text="the label held for the last stability-window votes"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "subject"], name="one_posterior_per_run")
+        ]
+
+    def __str__(self):
+        return f"{self.subject_id}: {self.p_real:.3f} (run {self.run_id})"
+
+
+class VolunteerSkill(models.Model):
+    run = models.ForeignKey(AggregationRun, on_delete=models.CASCADE, related_name="skills")
+    volunteer = models.ForeignKey(Volunteer, on_delete=models.CASCADE, related_name="skills")
+    p_real = models.FloatField(help_text="P(says Real | Real)")
+    p_bogus = models.FloatField(help_text="P(says Bogus | Bogus)")
+    n_real_seen = models.PositiveIntegerField(default=0)
+    n_real_correct = models.PositiveIntegerField(default=0)
+    n_bogus_seen = models.PositiveIntegerField(default=0)
+    n_bogus_correct = models.PositiveIntegerField(default=0)
+    n_classifications = models.PositiveIntegerField(default=0)
+    contributes = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "volunteer"], name="one_skill_per_run")
+        ]
+
+    def __str__(self):
+        return f"{self.volunteer_id}: {self.p_real:.2f}/{self.p_bogus:.2f} (run {self.run_id})"
+
+
+class AppliedClassification(models.Model):
+    """A classification the online task has applied to a live run: applying it twice is a no-op."""
+
+    run = models.ForeignKey(AggregationRun, on_delete=models.CASCADE, related_name="applied")
+    classification = models.ForeignKey(Classification, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "classification"], name="classification_applied_once"
+            )
+        ]
+
+    def __str__(self):
+        return f"classification {self.classification_id} in run {self.run_id}"

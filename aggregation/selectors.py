@@ -1,0 +1,313 @@
+"""Reads for aggregation: classifications as arrays (streamed), reference truth, run results.
+
+A run over ten million classifications must not hold ten million model instances or Python
+tuples: on PostgreSQL the rows arrive through `COPY ... TO STDOUT (FORMAT binary)` and are
+decoded block by block with numpy; elsewhere a server-side iterator feeds fixed-size chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import Max
+
+from aggregation.models import AggregationRun, SubjectPosterior, VolunteerSkill
+from aggregation.swap import BOGUS, REAL, UNKNOWN, ClassificationTable
+from labeling.errors import InvalidInput, NotFound
+from labeling.models import Classification, ReferenceLabel, ReferenceSet, Subject, Workflow
+
+# Reference-set lists are written "rubin+oxford" (as DMTN-337 names them) or "rubin,oxford".
+REFERENCE_SEPARATORS = ("+", ",")
+_LABEL_CODES = {"real": REAL, "bogus": BOGUS}
+_CHUNK_ROWS = 50_000
+_COPY_BLOCK_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ClassificationData:
+    """Counted classifications of a workflow, in time order, as a SWAP table.
+
+    `subject_ids[i]` and `volunteer_ids[j]` are the database ids behind table indices i, j.
+    """
+
+    table: ClassificationTable
+    subject_ids: np.ndarray
+    volunteer_ids: np.ndarray
+    last_classification_id: int | None
+
+
+def reference_sets_parse(spec: str) -> list[ReferenceSet]:
+    """`rubin`, `rubin+oxford` or `rubin,oxford` -> the reference sets, all of which must exist."""
+    names = [spec]
+    for separator in REFERENCE_SEPARATORS:
+        names = [part for name in names for part in name.split(separator)]
+    names = [name.strip() for name in names if name.strip()]
+    if not names:
+        raise InvalidInput("name at least one reference set, e.g. rubin or rubin+oxford")
+    found = {s.name: s for s in ReferenceSet.objects.filter(name__in=names)}
+    missing = [name for name in names if name not in found]
+    if missing:
+        known = ", ".join(ReferenceSet.objects.order_by("name").values_list("name", flat=True))
+        raise InvalidInput(
+            f"unknown reference set(s): {', '.join(missing)} (known: {known or 'none'})"
+        )
+    return [found[name] for name in dict.fromkeys(names)]
+
+
+def classification_data(workflow_id: int, *, through_id: int | None = None) -> ClassificationData:
+    """The workflow's counted classifications (up to `through_id`), ordered by server time."""
+    if connection.vendor == "postgresql":
+        columns = _copy_columns(workflow_id, through_id)
+    else:
+        columns = _iterator_columns(workflow_id, through_id)
+    ids, subjects, volunteers, says_real = columns
+    subject_ids, subject_index = np.unique(subjects, return_inverse=True)
+    volunteer_ids, volunteer_index = np.unique(volunteers, return_inverse=True)
+    table = ClassificationTable(
+        subject=subject_index.astype(np.int64),
+        volunteer=volunteer_index.astype(np.int64),
+        says_real=says_real,
+        n_subjects=len(subject_ids),
+        n_volunteers=len(volunteer_ids),
+    )
+    last = int(ids.max()) if len(ids) else None
+    return ClassificationData(table, subject_ids, volunteer_ids, last)
+
+
+def last_classification_id(workflow_id: int) -> int | None:
+    """The highest classification id such that every lower one is committed.
+
+    On PostgreSQL a SHARE lock waits for every open insert into the table to commit, and
+    later inserts draw higher ids from the sequence, so nothing at or below the mark can
+    still appear afterwards. The lock lasts one statement: answers wait milliseconds.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {Classification._meta.db_table} IN SHARE MODE")
+        return Classification.objects.filter(workflow_id=workflow_id).aggregate(m=Max("pk"))["m"]
+
+
+def _counted(workflow_id: int, through_id: int | None):
+    rows = Classification.objects.filter(workflow_id=workflow_id, counted=True)
+    if through_id is not None:
+        rows = rows.filter(pk__lte=through_id)
+    return rows.order_by("created_at", "pk")
+
+
+def _iterator_columns(workflow_id: int, through_id: int | None) -> tuple[np.ndarray, ...]:
+    rows = _counted(workflow_id, through_id).values_list(
+        "pk", "subject_id", "volunteer_id", "answer"
+    )
+    chunks: list[tuple[np.ndarray, ...]] = []
+    batch: list[tuple] = []
+    for row in rows.iterator(chunk_size=_CHUNK_ROWS):
+        batch.append(row)
+        if len(batch) == _CHUNK_ROWS:
+            chunks.append(_columns_of(batch))
+            batch = []
+    if batch:
+        chunks.append(_columns_of(batch))
+    return _concatenate(chunks)
+
+
+def _columns_of(batch: list[tuple]) -> tuple[np.ndarray, ...]:
+    ids, subjects, volunteers, answers = zip(*batch, strict=True)
+    return (
+        np.array(ids, dtype=np.int64),
+        np.array(subjects, dtype=np.int64),
+        np.array(volunteers, dtype=np.int64),
+        np.array(answers) == "real",
+    )
+
+
+# One binary COPY row: a 16-bit field count, then (32-bit length, value) per field.
+_COPY_ROW = np.dtype([
+    ("n_fields", ">i2"),
+    ("id_len", ">i4"), ("id", ">i8"),
+    ("subject_len", ">i4"), ("subject", ">i8"),
+    ("volunteer_len", ">i4"), ("volunteer", ">i8"),
+    ("real_len", ">i4"), ("real", "u1"),
+])
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _copy_columns(workflow_id: int, through_id: int | None) -> tuple[np.ndarray, ...]:
+    query = _counted(workflow_id, through_id).values_list(
+        "pk", "subject_id", "volunteer_id"
+    ).query
+    sql, params = query.sql_with_params()
+    # Add the answer as a boolean column; the rest of the SELECT is Django's own.
+    sql = sql.replace(" FROM ", ", (answer = 'real') FROM ", 1)
+    with connection.cursor() as cursor:
+        statement = cursor.cursor.mogrify(sql, params)
+        copy_sql = f"COPY ({statement}) TO STDOUT (FORMAT binary)"
+        with cursor.cursor.copy(copy_sql) as copy:
+            return _concatenate(list(_decode_copy(copy)))
+
+
+def _decode_copy(blocks: Iterable[bytes]) -> Iterator[tuple[np.ndarray, ...]]:
+    buffer = bytearray()
+    header_done = False
+    for block in blocks:
+        buffer += block
+        if not header_done:
+            if len(buffer) < 19:
+                continue
+            if not buffer.startswith(_COPY_SIGNATURE):
+                raise RuntimeError("unexpected COPY stream: bad signature")
+            extension = int.from_bytes(buffer[15:19], "big")
+            if len(buffer) < 19 + extension:
+                continue
+            del buffer[: 19 + extension]
+            header_done = True
+        if len(buffer) >= _COPY_BLOCK_BYTES:
+            yield _decode_rows(buffer)
+    if header_done:
+        if buffer[-2:] != b"\xff\xff":
+            raise RuntimeError("unexpected COPY stream: no trailer")
+        del buffer[-2:]
+        yield _decode_rows(buffer)
+
+
+def _decode_rows(buffer: bytearray) -> tuple[np.ndarray, ...]:
+    """Decode the whole rows at the front of `buffer` and remove them from it."""
+    n = len(buffer) // _COPY_ROW.itemsize
+    rows = np.frombuffer(bytes(buffer[: n * _COPY_ROW.itemsize]), dtype=_COPY_ROW)
+    del buffer[: n * _COPY_ROW.itemsize]
+    if n and not (
+        (rows["n_fields"] == 4).all() and (rows["id_len"] == 8).all()
+        and (rows["subject_len"] == 8).all() and (rows["volunteer_len"] == 8).all()
+        and (rows["real_len"] == 1).all()
+    ):
+        raise RuntimeError("unexpected COPY row layout")
+    return (
+        rows["id"].astype(np.int64),
+        rows["subject"].astype(np.int64),
+        rows["volunteer"].astype(np.int64),
+        rows["real"].astype(bool),
+    )
+
+
+def _concatenate(chunks: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    if not chunks:
+        return (
+            np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
+            np.empty(0, bool),
+        )
+    return tuple(np.concatenate(parts) for parts in zip(*chunks, strict=True))
+
+
+@dataclass(frozen=True)
+class ReferenceTruth:
+    """Known labels for a table's subjects under a union of reference sets."""
+
+    truth: np.ndarray  # int8 per subject index: REAL, BOGUS or UNKNOWN
+    conflicts: list[int]  # subject ids the sets disagree on, dropped from the union
+
+
+def reference_truth(
+    subject_ids: np.ndarray, reference_sets: Iterable[ReferenceSet]
+) -> ReferenceTruth:
+    """The union of the sets' labels. A subject the sets label differently is dropped from the
+    union (it calibrates nobody) and listed as a conflict."""
+    labels: dict[int, set[int]] = {}
+    rows = ReferenceLabel.objects.filter(
+        reference_set__in=list(reference_sets), label__in=list(_LABEL_CODES)
+    ).values_list("subject_id", "label")
+    for subject_id, label in rows.iterator(chunk_size=_CHUNK_ROWS):
+        labels.setdefault(subject_id, set()).add(_LABEL_CODES[label])
+    truth = np.full(len(subject_ids), UNKNOWN, dtype=np.int8)
+    conflicts = sorted(s for s, found in labels.items() if len(found) > 1)
+    agreed = {s: found.pop() for s, found in labels.items() if len(found) == 1}
+    if agreed:
+        ids = np.fromiter(agreed, dtype=np.int64, count=len(agreed))
+        codes = np.fromiter(agreed.values(), dtype=np.int8, count=len(agreed))
+        position = np.searchsorted(subject_ids, ids)
+        inside = position < len(subject_ids)
+        inside[inside] = subject_ids[position[inside]] == ids[inside]
+        truth[position[inside]] = codes[inside]
+    conflicts_here = np.array(conflicts, dtype=np.int64)
+    conflicts_here = conflicts_here[np.isin(conflicts_here, subject_ids)]
+    return ReferenceTruth(truth, conflicts_here.tolist())
+
+
+def subject_truth_for(run: AggregationRun, subject_id: int) -> int:
+    """One subject's truth under a run's reference sets (for the online update)."""
+    found = set(
+        ReferenceLabel.objects.filter(
+            subject_id=subject_id, reference_set__in=run.reference_sets.all(),
+            label__in=list(_LABEL_CODES),
+        ).values_list("label", flat=True)
+    )
+    return _LABEL_CODES[found.pop()] if len(found) == 1 else UNKNOWN
+
+
+def simulated_truth(subject_ids: np.ndarray) -> np.ndarray | None:
+    """Truth the simulator stored in subject metadata, or None when no subject has any."""
+    truth = np.full(len(subject_ids), UNKNOWN, dtype=np.int8)
+    rows = Subject.objects.filter(
+        pk__in=subject_ids.tolist(), metadata__has_key="sim_truth"
+    ).values_list("pk", "metadata__sim_truth")
+    found = False
+    for subject_id, label in rows.iterator(chunk_size=_CHUNK_ROWS):
+        if label in _LABEL_CODES:
+            truth[np.searchsorted(subject_ids, subject_id)] = _LABEL_CODES[label]
+            found = True
+    return truth if found else None
+
+
+# --- results, for the pages and the plots -------------------------------------------------
+
+
+def run_get(run_id: int) -> AggregationRun:
+    try:
+        return AggregationRun.objects.select_related("workflow").get(pk=run_id)
+    except AggregationRun.DoesNotExist:
+        raise NotFound(f"no aggregation run {run_id}") from None
+
+
+def runs_list(workflow: Workflow | None = None):
+    runs = AggregationRun.objects.select_related("workflow").prefetch_related("reference_sets")
+    return runs.filter(workflow=workflow) if workflow else runs
+
+
+def breakdown_table(runs: Iterable[AggregationRun]) -> list[dict]:
+    """DMTN-337 Table 4 over finished runs: scenario x reference set -> total Real, Bogus."""
+    rows = []
+    for run in runs:
+        if run.status != AggregationRun.Status.DONE:
+            continue
+        for row in run.summary.get("breakdown", []):
+            rows.append({"run": run.pk, "mode": run.mode, **row})
+    return rows
+
+
+def posterior_arrays(run: AggregationRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p_real, trajectory offsets, trajectory values) of every subject a run scored."""
+    p_real, lengths, values = [], [], []
+    rows = SubjectPosterior.objects.filter(run=run).order_by("subject_id").values_list(
+        "p_real", "trajectory"
+    )
+    for p, trajectory in rows.iterator(chunk_size=_CHUNK_ROWS):
+        p_real.append(p)
+        lengths.append(len(trajectory))
+        values.extend(trajectory)
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    return np.array(p_real, dtype=np.float64), offsets, np.array(values, dtype=np.float64)
+
+
+SKILL_FIELDS = (
+    "n_classifications", "n_real_seen", "n_real_correct", "n_bogus_seen",
+    "n_bogus_correct", "p_real", "p_bogus", "contributes",
+)
+
+
+def skill_arrays(run: AggregationRun) -> dict[str, np.ndarray]:
+    """Per-volunteer columns of a run's skills, as arrays named like the model fields."""
+    rows = list(VolunteerSkill.objects.filter(run=run).values_list(*SKILL_FIELDS))
+    columns = zip(*rows, strict=True) if rows else [[] for _ in SKILL_FIELDS]
+    return {name: np.array(column) for name, column in zip(SKILL_FIELDS, columns, strict=True)}

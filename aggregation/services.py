@@ -1,0 +1,398 @@
+"""Writes for aggregation: create a run, execute it, keep the live run current.
+
+The science is `aggregation.swap`; this module moves rows into arrays and results back into
+rows, in bulk (PostgreSQL `COPY` for the posteriors at scale), and records what happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from aggregation import selectors
+from aggregation.models import (
+    AggregationRun,
+    AppliedClassification,
+    SubjectPosterior,
+    VolunteerSkill,
+)
+from aggregation.swap import (
+    BOGUS,
+    REAL,
+    UNKNOWN,
+    LabelAccuracy,
+    SubjectState,
+    SwapInputError,
+    SwapParams,
+    SwapResult,
+    VolunteerState,
+    breakdown,
+    label_accuracy,
+    majority_vote,
+    online_step,
+    stability_labels,
+    swap_batch,
+    swap_em,
+)
+from labeling.errors import InvalidInput
+from labeling.models import Classification, ReferenceLabel, ReferenceSet, Workflow
+
+_LABEL_NAMES = {REAL: "real", BOGUS: "bogus", UNKNOWN: ""}
+_WRITE_BATCH = 5_000
+Mode = AggregationRun.Mode
+
+
+class RunNotReady(Exception):
+    """The live run is still being built: the online update must wait for it."""
+
+
+def swap_params(**overrides) -> SwapParams:
+    """SwapParams from the defaults and the given values, checked."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        params = SwapParams(**given)
+        params.validate()
+    except (TypeError, SwapInputError) as exc:
+        raise InvalidInput(f"invalid SWAP parameters: {exc}") from exc
+    return params
+
+
+def run_create(
+    *,
+    workflow: Workflow,
+    reference_sets: list[ReferenceSet],
+    mode: str = Mode.BATCH,
+    params: SwapParams | None = None,
+    triggered_by: str = "command",
+    created_by=None,
+) -> AggregationRun:
+    """Register a run (pending). An online run becomes the workflow's live run at once, so
+    answers arriving while it is built wait for it rather than being lost."""
+    if mode not in Mode.values:
+        raise InvalidInput(f"mode must be one of {', '.join(Mode.values)}")
+    if not reference_sets:
+        raise InvalidInput("a run needs at least one reference set")
+    params = params or swap_params()
+    with transaction.atomic():
+        if mode == Mode.ONLINE:
+            AggregationRun.objects.filter(workflow=workflow, live=True).update(live=False)
+        run = AggregationRun.objects.create(
+            workflow=workflow,
+            reference_name="+".join(s.name for s in reference_sets),
+            mode=mode,
+            parameters=dataclasses.asdict(params),
+            live=mode == Mode.ONLINE,
+            triggered_by=triggered_by,
+            created_by=created_by,
+        )
+        run.reference_sets.set(reference_sets)
+    return run
+
+
+def run_queue(run: AggregationRun) -> None:
+    """Queue the run's execution once the transaction that created it commits."""
+    from aggregation.tasks import aggregate_workflow
+
+    transaction.on_commit(lambda: aggregate_workflow.delay(run.pk))
+
+
+def run_execute(run_id: int, on_progress: Callable[[int], None] | None = None) -> AggregationRun:
+    """Compute a run and store its results. Safe to call twice: a finished run is left alone,
+    and a run a dead worker left half-way is computed again from scratch (results are written
+    in one transaction, so there is never half a result to clean)."""
+    run = selectors.run_get(run_id)
+    if run.status == AggregationRun.Status.DONE:
+        return run
+    run.status, run.started_at, run.error = AggregationRun.Status.RUNNING, timezone.now(), ""
+    run.save(update_fields=["status", "started_at", "error"])
+    try:
+        _compute(run, on_progress)
+    except Exception as exc:
+        run.status, run.error, run.finished_at = (
+            AggregationRun.Status.FAILED, f"{type(exc).__name__}: {exc}", timezone.now()
+        )
+        run.save(update_fields=["status", "error", "finished_at"])
+        raise
+    return run
+
+
+def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> None:
+    params = SwapParams(**run.parameters)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    through = selectors.last_classification_id(run.workflow_id) if run.live else None
+    data = selectors.classification_data(run.workflow_id, through_id=through)
+    reference = selectors.reference_truth(data.subject_ids, run.reference_sets.all())
+    timings["read_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    result = _swap(run.mode, data, reference.truth, params)
+    timings["swap_s"] = time.perf_counter() - started
+
+    summary = _summary(run, data, reference, result)
+    started = time.perf_counter()
+    with transaction.atomic():
+        SubjectPosterior.objects.filter(run=run).delete()
+        VolunteerSkill.objects.filter(run=run).delete()
+        AppliedClassification.objects.filter(run=run).delete()
+        _write_posteriors(run, data.subject_ids, result, on_progress)
+        _write_skills(run, data, result)
+        timings["write_s"] = time.perf_counter() - started
+        run.timings = timings
+        run.summary = summary
+        run.replayed_through = data.last_classification_id if run.live else None
+        run.n_classifications = len(data.table.subject)
+        run.n_subjects = data.table.n_subjects
+        run.n_volunteers = data.table.n_volunteers
+        run.n_contributing_volunteers = int(result.skills.contributes.sum())
+        run.n_reference_subjects = int((reference.truth != UNKNOWN).sum())
+        run.status, run.finished_at = AggregationRun.Status.DONE, timezone.now()
+        run.save()
+
+
+def _swap(mode: str, data: selectors.ClassificationData, truth: np.ndarray, params: SwapParams):
+    if mode == Mode.EM:
+        # EM learns the class prior too, as Dawid-Skene learns its class marginals, starting
+        # from the run's prior: a fixed prior far from the true Real fraction biases every
+        # soft label and so every skill learned from them.
+        return swap_em(data.table, truth, params, learn_prior=True)
+    timing = "at_classification" if mode == Mode.ONLINE else "final"
+    return swap_batch(data.table, truth, params, skill_timing=timing)
+
+
+def _summary(run, data, reference, result: SwapResult) -> dict:
+    summary = {
+        "breakdown": [dataclasses.asdict(r) for r in breakdown(result, run.reference_name)],
+        "reference_conflicts": reference.conflicts,
+    }
+    if run.mode == Mode.EM:
+        summary["em"] = {"iterations": result.iterations, "converged": result.converged,
+                         "learned_prior": result.params.prior}
+    truth = selectors.simulated_truth(data.subject_ids)
+    if truth is not None:
+        summary["truth"] = truth_comparison(data, reference.truth, truth, result)
+    return summary
+
+
+def volunteer_truth(reference_truth: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Simulated truth on the subjects whose label volunteers produced: the reference subjects,
+    whose labels the run was given, are left out of every accuracy figure."""
+    return np.where(reference_truth == UNKNOWN, truth, UNKNOWN).astype(np.int8)
+
+
+def truth_comparison(data, reference_truth, truth, result: SwapResult) -> dict:
+    """Accuracy against simulated truth: stable and unstable sets, and majority vote."""
+    volunteers_labelled = volunteer_truth(reference_truth, truth)
+    rows = {
+        "stable": label_accuracy(result.stable_label, volunteers_labelled),
+        "unstable": label_accuracy(result.unstable_label, volunteers_labelled),
+        "majority": label_accuracy(majority_vote(data.table), volunteers_labelled),
+    }
+    return {name: accuracy_dict(row) for name, row in rows.items()}
+
+
+def accuracy_dict(row: LabelAccuracy) -> dict:
+    """A LabelAccuracy as JSON: no label at all has no accuracy (None, not NaN)."""
+    values = dataclasses.asdict(row)
+    if not row.n_labelled:
+        values["accuracy"] = None
+    return values
+
+
+def _write_posteriors(run, subject_ids, result: SwapResult, on_progress) -> None:
+    offsets = result.traj_offsets.tolist()
+    values = result.traj_values.tolist()
+    stable = result.stable_label != UNKNOWN
+
+    def rows():
+        for i, subject_id in enumerate(subject_ids.tolist()):
+            yield (
+                subject_id, float(result.p_real[i]), float(result.log_odds[i]),
+                values[offsets[i]:offsets[i + 1]], int(result.n_counted[i]),
+                _LABEL_NAMES[int(result.unstable_label[i])], bool(stable[i]),
+            )
+
+    _bulk_write(run, rows(), on_progress)
+
+
+def _bulk_write(run: AggregationRun, rows: Iterable[tuple], on_progress) -> None:
+    fields = ["subject_id", "p_real", "log_odds", "trajectory", "n_counted", "label", "stable"]
+    if connection.vendor == "postgresql":
+        table = SubjectPosterior._meta.db_table
+        columns = ", ".join(["run_id", *fields])
+        with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {table} ({columns}) FROM STDIN"
+        ) as copy:
+            for n, row in enumerate(rows, 1):
+                subject_id, p, lo, trajectory, n_counted, label, stable = row
+                copy.write_row((run.pk, subject_id, p, lo, json.dumps(trajectory), n_counted,
+                                label, stable))
+                if on_progress and n % _WRITE_BATCH == 0:
+                    on_progress(_WRITE_BATCH)
+        return
+    batch = []
+    for row in rows:
+        batch.append(SubjectPosterior(run=run, **dict(zip(fields, row, strict=True))))
+        if len(batch) == _WRITE_BATCH:
+            SubjectPosterior.objects.bulk_create(batch)
+            if on_progress:
+                on_progress(len(batch))
+            batch = []
+    SubjectPosterior.objects.bulk_create(batch)
+
+
+def _write_skills(run, data, result: SwapResult) -> None:
+    skills = result.skills
+    n_classifications = np.bincount(data.table.volunteer, minlength=data.table.n_volunteers)
+    VolunteerSkill.objects.bulk_create(
+        (
+            VolunteerSkill(
+                run=run, volunteer_id=volunteer_id,
+                p_real=float(skills.p_real[j]), p_bogus=float(skills.p_bogus[j]),
+                n_real_seen=int(skills.n_real_seen[j]),
+                n_real_correct=int(skills.n_real_correct[j]),
+                n_bogus_seen=int(skills.n_bogus_seen[j]),
+                n_bogus_correct=int(skills.n_bogus_correct[j]),
+                n_classifications=int(n_classifications[j]),
+                contributes=bool(skills.contributes[j]),
+            )
+            for j, volunteer_id in enumerate(data.volunteer_ids.tolist())
+        ),
+        batch_size=_WRITE_BATCH,
+    )
+
+
+# --- the live run ----------------------------------------------------------------------------
+
+
+def online_apply(classification_id: int) -> bool:
+    """Apply one counted classification to its workflow's live run; True if it changed it.
+
+    Idempotent: a classification already in the live run's replay, or already applied, is a
+    no-op. The subject's posterior row is locked first, then the volunteer's skill row, always
+    in that order, so concurrent updates cannot deadlock.
+    """
+    row = (
+        Classification.objects.filter(pk=classification_id, counted=True)
+        .values("subject_id", "volunteer_id", "answer", "workflow_id")
+        .first()
+    )
+    if row is None:
+        return False
+    run = AggregationRun.objects.filter(workflow_id=row["workflow_id"], live=True).first()
+    if run is None:
+        return False
+    if run.status != AggregationRun.Status.DONE:
+        raise RunNotReady(f"live run {run.pk} is {run.status}")
+    if classification_id <= (run.replayed_through or 0):
+        return False
+    params = SwapParams(**run.parameters)
+    with transaction.atomic():
+        posterior = _locked_posterior(run, row["subject_id"], params)
+        if AppliedClassification.objects.filter(run=run, classification_id=classification_id
+                                                ).exists():
+            return False
+        skill = _locked_skill(run, row["volunteer_id"], params)
+        subject_state = SubjectState(
+            log_odds=posterior.log_odds, trajectory=tuple(posterior.trajectory),
+            n_counted=posterior.n_counted,
+        )
+        volunteer_state = VolunteerState(
+            skill.n_real_seen, skill.n_real_correct, skill.n_bogus_seen, skill.n_bogus_correct
+        )
+        truth = selectors.subject_truth_for(run, row["subject_id"])
+        subject_state, volunteer_state = online_step(
+            subject_state, volunteer_state, row["answer"] == "real", truth, params
+        )
+        _save_posterior(posterior, subject_state, params)
+        _save_skill(skill, volunteer_state, params)
+        AppliedClassification.objects.create(run=run, classification_id=classification_id)
+    return True
+
+
+def _locked_posterior(run, subject_id: int, params: SwapParams) -> SubjectPosterior:
+    initial = SubjectState.initial(params)
+    SubjectPosterior.objects.bulk_create(
+        [SubjectPosterior(run=run, subject_id=subject_id, p_real=initial.p_real,
+                          log_odds=initial.log_odds)],
+        ignore_conflicts=True,
+    )
+    return SubjectPosterior.objects.select_for_update().get(run=run, subject_id=subject_id)
+
+
+def _locked_skill(run, volunteer_id: int, params: SwapParams) -> VolunteerSkill:
+    p_real, p_bogus = VolunteerState().skills(params)
+    VolunteerSkill.objects.bulk_create(
+        [VolunteerSkill(run=run, volunteer_id=volunteer_id, p_real=p_real, p_bogus=p_bogus)],
+        ignore_conflicts=True,
+    )
+    return VolunteerSkill.objects.select_for_update().get(run=run, volunteer_id=volunteer_id)
+
+
+def _save_posterior(posterior: SubjectPosterior, state: SubjectState, params: SwapParams) -> None:
+    trajectory = np.array(state.trajectory, dtype=np.float64)
+    p_real = np.array([state.p_real])
+    unstable, stable = stability_labels(
+        p_real, np.array([0, len(trajectory)], dtype=np.int64), trajectory, params
+    )
+    posterior.p_real, posterior.log_odds = state.p_real, state.log_odds
+    posterior.trajectory, posterior.n_counted = list(state.trajectory), state.n_counted
+    posterior.label = _LABEL_NAMES[int(unstable[0])]
+    posterior.stable = bool(stable[0] != UNKNOWN)
+    posterior.save()
+
+
+def _save_skill(skill: VolunteerSkill, state: VolunteerState, params: SwapParams) -> None:
+    skill.p_real, skill.p_bogus = state.skills(params)
+    skill.n_real_seen, skill.n_real_correct = state.n_real_seen, state.n_real_correct
+    skill.n_bogus_seen, skill.n_bogus_correct = state.n_bogus_seen, state.n_bogus_correct
+    skill.n_classifications += 1
+    skill.contributes = state.contributes(params)
+    skill.save()
+
+
+# --- the periodic batch run --------------------------------------------------------------------
+
+
+def periodic_runs_create() -> list[AggregationRun]:
+    """One batch run for each active workflow with classifications newer than its last run.
+
+    A workflow reuses the reference sets and parameters of its most recent run; one that has
+    never been aggregated uses every reference set labelling its subjects, with defaults.
+    """
+    created = []
+    for workflow in Workflow.objects.filter(active=True):
+        runs = AggregationRun.objects.filter(workflow=workflow).order_by("-pk")
+        last_run, last_batch = runs.first(), runs.filter(mode=Mode.BATCH).first()
+        latest = Classification.objects.filter(workflow=workflow, counted=True).aggregate(
+            t=Max("created_at")
+        )["t"]
+        if latest is None or (last_batch and last_batch.created_at >= latest):
+            continue
+        if last_run:
+            reference_sets = list(last_run.reference_sets.order_by("name"))
+            params = SwapParams(**last_run.parameters)
+        else:
+            reference_sets = list(
+                ReferenceSet.objects.filter(
+                    pk__in=ReferenceLabel.objects.filter(
+                        subject__statuses__workflow=workflow
+                    ).values("reference_set")
+                ).order_by("name")
+            )
+            params = swap_params()
+        if not reference_sets:
+            continue
+        with transaction.atomic():
+            run = run_create(workflow=workflow, reference_sets=reference_sets, params=params,
+                             triggered_by="schedule")
+            run_queue(run)
+        created.append(run)
+    return created

@@ -1,0 +1,41 @@
+"""Celery tasks: they take ids, are safe to run twice, and retry only on transient errors.
+
+The services are imported inside each task: `labeling.services` queues the online update
+from here, and must not pull the whole aggregation stack in with it.
+"""
+
+from celery import shared_task
+from django.db import OperationalError
+
+# A live run being rebuilt takes seconds to minutes; answers wait for it, then apply.
+LIVE_RUN_RETRY_S = 10
+TRANSIENT_RETRY_S = 2
+
+
+@shared_task(acks_late=True)
+def aggregate_workflow(run_id: int) -> int:
+    """Compute one aggregation run (batch, online replay or EM) and store its results."""
+    from aggregation import services
+
+    return services.run_execute(run_id).pk
+
+
+@shared_task(bind=True, acks_late=True, max_retries=60)
+def swap_online_update(self, classification_id: int) -> bool:
+    """Apply one counted classification to its workflow's live run, if it has one."""
+    from aggregation import services
+
+    try:
+        return services.online_apply(classification_id)
+    except services.RunNotReady as exc:
+        raise self.retry(exc=exc, countdown=LIVE_RUN_RETRY_S) from exc
+    except OperationalError as exc:  # a dropped connection or a lock timeout
+        raise self.retry(exc=exc, countdown=TRANSIENT_RETRY_S) from exc
+
+
+@shared_task(acks_late=True)
+def aggregate_active_workflows() -> list[int]:
+    """The periodic batch run (celery beat): one per active workflow with new answers."""
+    from aggregation import services
+
+    return [run.pk for run in services.periodic_runs_create()]

@@ -1,0 +1,59 @@
+"""The results pages: who may see them, what they show, and that the plots are images."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from aggregation import services
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def finished_run(crowd):
+    run = services.run_create(workflow=crowd.workflow, reference_sets=[crowd.reference])
+    return services.run_execute(run.pk)
+
+
+def _client(user=None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def test_volunteers_and_anonymous_visitors_are_sent_to_sign_in(finished_run, make_user):
+    for client in (_client(), _client(make_user("volunteer"))):
+        for url in ("/aggregation/", f"/aggregation/runs/{finished_run.pk}/",
+                    f"/aggregation/runs/{finished_run.pk}/plots/skills.png"):
+            response = client.get(url)
+            assert response.status_code == 302
+            assert "/accounts/login/" in response["Location"]
+
+
+def test_the_ml_team_cannot_read_results_either(finished_run, make_user):
+    response = _client(make_user("ml", ml=True)).get("/aggregation/")
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize("who", ["staff", "expert"])
+def test_staff_and_experts_see_the_breakdown_and_the_plots(finished_run, make_user, who):
+    user = make_user(who, staff=who == "staff", team="rubin" if who == "expert" else None)
+    client = _client(user)
+    listing = client.get("/aggregation/").content.decode()
+    for row in finished_run.summary["breakdown"]:
+        assert f"<td>{row['total_real']}</td><td>{row['total_bogus']}</td>" in listing
+    page = client.get(f"/aggregation/runs/{finished_run.pk}/").content.decode()
+    for name in ("volunteers", "skills", "posteriors", "trajectories"):
+        assert f"/aggregation/runs/{finished_run.pk}/plots/{name}.png" in page
+        response = client.get(f"/aggregation/runs/{finished_run.pk}/plots/{name}.png")
+        assert response.status_code == 200
+        assert response["Content-Type"] == "image/png"
+        assert response.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_unknown_runs_and_plots_are_404(finished_run, make_user):
+    client = _client(make_user("boss", staff=True))
+    assert client.get("/aggregation/runs/999999/").status_code == 404
+    assert client.get(f"/aggregation/runs/{finished_run.pk}/plots/nothing.png").status_code == 404
