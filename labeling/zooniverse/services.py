@@ -1,0 +1,383 @@
+"""Writing a parsed Zooniverse export: subjects, volunteers, reference labels, classifications.
+
+Everything happens in one transaction: an import goes in whole (its valid rows) or, if it
+fails part way, not at all. Rows the parser rejected are only reported. The identity
+conventions are in the package doc (`labeling.zooniverse`).
+
+Gold standard (`gold_reference_set`): a subject is *gold* when any of its rows in the file has
+``gold_standard`` true. Its reference label in the named set is the answer of its *expert*
+rows (``expert`` set), when they agree; a gold subject with no expert row, or with expert rows
+that disagree, gets no label and is listed in the report. A subject the set already labels
+keeps its label (a differing expert answer is counted in the report). The set is created with
+a team of the same name when it does not exist; an existing set is used with its own team.
+Labels are written before any classification is replayed, so gold subjects never retire.
+
+Replay: rows already stored (by external id) are skipped. The others go, in time order,
+through `labeling.services.classification_create` (``store_repeats=True``: a second answer
+by the same volunteer is stored as a repeat, not counted), except two kinds that the
+service cannot recognise and that are stored as not counted directly:
+an expert row on a subject that has a reference label (in any set), as
+``expert_on_reference``, because imported experts have no user account for the service to
+recognise; and a row whose metadata says ``seen_before``, as ``repeat``, because the earlier
+answer may lie outside the export.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from django.db import transaction
+
+from labeling import services
+from labeling.errors import LabelingError
+from labeling.models import (
+    Classification,
+    NotCounted,
+    ReferenceLabel,
+    ReferenceSet,
+    Subject,
+    SubjectSet,
+    SubjectWorkflowStatus,
+    Volunteer,
+    Workflow,
+)
+from labeling.zooniverse.parse import (
+    ExportClassification,
+    ExportSubject,
+    ParsedExport,
+    RowRejection,
+)
+
+# client_id = uuid5(CLIENT_ID_NAMESPACE, "zooniverse:<classification_id>"): the same row
+# always gets the same client id, on any machine.
+CLIENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://www.zooniverse.org/classifications")
+DEFAULT_SUBJECT_SET = "zooniverse"
+REFUSED = "refused by the classification service"
+_CHUNK = 500
+
+T = TypeVar("T")
+
+
+def client_id_for(external_id: str) -> uuid.UUID:
+    return uuid.uuid5(CLIENT_ID_NAMESPACE, external_id)
+
+
+@dataclass
+class ImportReport:
+    rows_read: int = 0
+    zooniverse_workflow_id: str = ""
+    skipped_other_workflows: int = 0
+    imported: int = 0
+    counted: int = 0
+    not_counted: Counter[str] = field(default_factory=Counter)
+    already_present: int = 0
+    rejected: list[RowRejection] = field(default_factory=list)
+    subjects_created: int = 0
+    subjects_retired: int = 0
+    volunteers_created: int = 0
+    anonymous_volunteers_created: int = 0
+    volunteers_in_file: int = 0
+    anonymous_volunteers_in_file: int = 0
+    reference_set: str = ""
+    gold_subjects: int = 0
+    reference_labels_added: int = 0
+    gold_without_expert: list[str] = field(default_factory=list)
+    gold_conflicting: list[str] = field(default_factory=list)
+    gold_differing_from_set: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+    @property
+    def rejected_by_kind(self) -> Counter[str]:
+        return Counter(rejection.kind for rejection in self.rejected)
+
+
+@dataclass(frozen=True)
+class GoldLabels:
+    labels: dict[str, str]
+    gold: set[str]
+    without_expert: list[str]
+    conflicting: list[str]
+
+
+def zooniverse_import(
+    parsed: ParsedExport,
+    *,
+    workflow: Workflow,
+    subject_set_name: str = DEFAULT_SUBJECT_SET,
+    gold_reference_set: str | None = None,
+    source: str = "",
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Write `parsed` into `workflow`, all in one transaction; see the module doc."""
+    report = ImportReport(
+        rows_read=parsed.rows_read,
+        zooniverse_workflow_id=parsed.workflow_id,
+        skipped_other_workflows=parsed.skipped_other_workflows,
+        rejected=list(parsed.rejections),
+    )
+    rows = parsed.classifications
+    names = {row.volunteer_name: row.anonymous for row in rows}
+    report.volunteers_in_file = len(names)
+    report.anonymous_volunteers_in_file = sum(names.values())
+    with transaction.atomic():
+        subject_set = services.subject_set_attach(workflow=workflow, name=subject_set_name)
+        present = _stored_external_ids([row.external_id for row in rows])
+        todo = [row for row in rows if row.external_id not in present]
+        report.already_present = len(rows) - len(todo)
+        if on_progress and report.already_present:
+            on_progress(report.already_present)
+        subject_pks = _subjects_ensure(parsed.subjects, workflow, subject_set, source, report)
+        if gold_reference_set:
+            _gold_labels_write(rows, subject_pks, gold_reference_set, report)
+        reference_pks = _reference_subject_pks(subject_pks.values())
+        volunteers = _volunteers_ensure({row.volunteer_name: row.anonymous for row in todo},
+                                        report)
+        retired_before = _retired_count(workflow, subject_pks.values())
+        for row in todo:
+            _replay(row, workflow, volunteers[row.volunteer_name], subject_pks[row.subject_id],
+                    reference_pks, report)
+            if on_progress:
+                on_progress(1)
+        report.subjects_retired = _retired_count(workflow, subject_pks.values()) - retired_before
+    report.rejected.sort(key=lambda rejection: rejection.row)
+    return report
+
+
+def _replay(
+    row: ExportClassification,
+    workflow: Workflow,
+    volunteer: Volunteer,
+    subject_pk: int,
+    reference_pks: set[int],
+    report: ImportReport,
+) -> None:
+    forced = ""
+    if row.expert and subject_pk in reference_pks:
+        forced = NotCounted.EXPERT_ON_REFERENCE
+    elif row.seen_before:
+        forced = NotCounted.REPEAT
+    if forced:
+        classification = _store_not_counted(row, workflow, volunteer, subject_pk, forced)
+    else:
+        try:
+            outcome = services.classification_create(
+                volunteer=volunteer,
+                workflow_id=workflow.pk,
+                subject_id=subject_pk,
+                answer=row.answer,
+                client_id=client_id_for(row.external_id),
+                user_agent=row.user_agent,
+                answered_at=row.finished_at,
+                store_repeats=True,
+                created_at=row.created_at,
+                external_id=row.external_id,
+            )
+        except LabelingError as exc:
+            # The service's own savepoint has rolled its writes back; the import goes on.
+            report.rejected.append(
+                RowRejection(row.row, row.classification_id, REFUSED, f"{REFUSED}: {exc}")
+            )
+            return
+        classification = outcome.classification
+    report.imported += 1
+    if classification.counted:
+        report.counted += 1
+    else:
+        report.not_counted[classification.not_counted_reason] += 1
+
+
+def _store_not_counted(
+    row: ExportClassification, workflow: Workflow, volunteer: Volunteer, subject_pk: int,
+    reason: str,
+) -> Classification:
+    """A classification that does not count: it changes no retirement state, so it needs no
+    lock on the subject's status row."""
+    return Classification.objects.create(
+        client_id=client_id_for(row.external_id),
+        volunteer=volunteer,
+        subject_id=subject_pk,
+        workflow=workflow,
+        answer=row.answer,
+        answered_at=row.finished_at,
+        user_agent=row.user_agent[:300],
+        created_at=row.created_at,
+        external_id=row.external_id,
+        counted=False,
+        not_counted_reason=reason,
+    )
+
+
+# --- subjects ------------------------------------------------------------------------------
+
+
+def _subjects_ensure(
+    subjects: dict[str, ExportSubject],
+    workflow: Workflow,
+    subject_set: SubjectSet,
+    source: str,
+    report: ImportReport,
+) -> dict[str, int]:
+    """{zooniverse subject id: Subject pk}, creating the unknown ones without stamps, and a
+    status row in `workflow` for each (new subjects get one in every workflow of the set,
+    as an ingest gives them)."""
+    by_external = {subject.external_id: subject for subject in subjects.values()}
+    existing: dict[str, int] = {}
+    for chunk in _chunks(list(by_external)):
+        existing.update(
+            Subject.objects.filter(project_id=workflow.project_id, external_id__in=chunk)
+            .values_list("external_id", "pk")
+        )
+    fresh = [
+        _new_subject(subject, subject_set, source)
+        for external_id, subject in by_external.items()
+        if external_id not in existing
+    ]
+    Subject.objects.bulk_create(fresh, batch_size=_CHUNK)
+    report.subjects_created = len(fresh)
+    for chunk in _chunks([subject.external_id for subject in fresh]):
+        existing.update(
+            Subject.objects.filter(project_id=workflow.project_id, external_id__in=chunk)
+            .values_list("external_id", "pk")
+        )
+    fresh_pks = {existing[subject.external_id] for subject in fresh}
+    set_workflows = set(subject_set.workflows.values_list("pk", flat=True)) | {workflow.pk}
+    pairs = {(workflow.pk, pk) for pk in existing.values()}
+    pairs |= {(workflow_pk, pk) for workflow_pk in set_workflows for pk in fresh_pks}
+    services.statuses_create(sorted(pairs))
+    return {subject_id: existing[subject.external_id] for subject_id, subject in
+            subjects.items()}
+
+
+def _new_subject(subject: ExportSubject, subject_set: SubjectSet, source: str) -> Subject:
+    return Subject(
+        project_id=subject_set.project_id,
+        subject_set=subject_set,
+        external_id=subject.external_id,
+        origin=subject.origin[:40],
+        snr=subject.snr,
+        psf_flux=subject.psf_flux,
+        psf_flux_err=subject.psf_flux_err,
+        ra=subject.ra,
+        dec=subject.dec,
+        band=subject.band[:8],
+        reliability=subject.reliability,
+        metadata=subject.metadata,
+        stamp_size=0,
+        original_shapes=[],
+        source=source[:500],
+    )
+
+
+def _retired_count(workflow: Workflow, subject_pks: Iterable[int]) -> int:
+    return sum(
+        SubjectWorkflowStatus.objects.filter(
+            workflow=workflow, subject_id__in=chunk, retired=True
+        ).count()
+        for chunk in _chunks(list(subject_pks))
+    )
+
+
+# --- volunteers ----------------------------------------------------------------------------
+
+
+def _volunteers_ensure(names: dict[str, bool], report: ImportReport) -> dict[str, Volunteer]:
+    """{external name: Volunteer} for every name; `names` maps each to whether anonymous."""
+    volunteers: dict[str, Volunteer] = {}
+    for chunk in _chunks(list(names)):
+        volunteers.update(
+            (volunteer.external_name, volunteer)
+            for volunteer in Volunteer.objects.filter(external_name__in=chunk)
+        )
+    for name, anonymous in names.items():
+        if name in volunteers:
+            continue
+        volunteers[name] = services.volunteer_for_external_name(name)
+        report.volunteers_created += 1
+        report.anonymous_volunteers_created += anonymous
+    return volunteers
+
+
+# --- gold standard -------------------------------------------------------------------------
+
+
+def gold_labels(rows: Iterable[ExportClassification]) -> GoldLabels:
+    """The reference label of each gold subject from its expert rows; see the module doc."""
+    gold: set[str] = set()
+    expert_answers: dict[str, set[str]] = {}
+    for row in rows:
+        if row.gold_standard:
+            gold.add(row.subject_id)
+        if row.expert:
+            expert_answers.setdefault(row.subject_id, set()).add(row.answer)
+    labels, without, conflicting = {}, [], []
+    for subject_id in sorted(gold, key=lambda s: (len(s), s)):
+        answers = expert_answers.get(subject_id, set())
+        if not answers:
+            without.append(subject_id)
+        elif len(answers) > 1:
+            conflicting.append(subject_id)
+        else:
+            labels[subject_id] = next(iter(answers))
+    return GoldLabels(labels, gold, without, conflicting)
+
+
+def _gold_labels_write(
+    rows: list[ExportClassification], subject_pks: dict[str, int], set_name: str,
+    report: ImportReport,
+) -> None:
+    found = gold_labels(rows)
+    reference_set = ReferenceSet.objects.filter(name=set_name).first()
+    if reference_set is None:
+        team = services.expert_team_get_or_create(set_name)
+        reference_set = services.reference_set_get_or_create(name=set_name, team=team)
+    pairs = [(subject_pks[subject_id], label) for subject_id, label in found.labels.items()]
+    stored: dict[int, str] = {}
+    for chunk in _chunks([pk for pk, _ in pairs]):
+        stored.update(
+            ReferenceLabel.objects.filter(reference_set=reference_set, subject_id__in=chunk)
+            .values_list("subject_id", "label")
+        )
+    pk_to_subject = {pk: subject_id for subject_id, pk in subject_pks.items()}
+    report.reference_set = reference_set.name
+    report.gold_subjects = len(found.gold)
+    report.gold_without_expert = found.without_expert
+    report.gold_conflicting = found.conflicting
+    report.gold_differing_from_set = [
+        pk_to_subject[pk] for pk, label in pairs if pk in stored and stored[pk] != label
+    ]
+    report.reference_labels_added = services.reference_labels_bulk_create(reference_set, pairs)
+
+
+def _reference_subject_pks(subject_pks: Iterable[int]) -> set[int]:
+    found: set[int] = set()
+    for chunk in _chunks(list(subject_pks)):
+        found.update(
+            ReferenceLabel.objects.filter(subject_id__in=chunk).values_list("subject_id",
+                                                                            flat=True)
+        )
+    return found
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _stored_external_ids(external_ids: list[str]) -> set[str]:
+    stored: set[str] = set()
+    for chunk in _chunks(external_ids):
+        stored.update(
+            Classification.objects.filter(external_id__in=chunk).values_list("external_id",
+                                                                              flat=True)
+        )
+    return stored
+
+
+def _chunks(items: list[T], size: int = _CHUNK) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
