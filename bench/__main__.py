@@ -3,9 +3,12 @@
 1. Classification throughput and the health baseline (`bench.classify`), which also picks
    the gunicorn settings.
 2. Queue latency at Rubin scale (`bench.rubin`), on those settings.
-3. SWAP aggregation on simulated classifications (`bench.swap`), no database.
+3. An aggregation run read from PostgreSQL at ten million classifications: stage times and
+   peak memory (`bench.aggregation_db`).
+4. SWAP aggregation on simulated classifications (`bench.swap`), no database.
 
-`python -m bench swap` (or `web`) runs only those: `web` is 1 and 2, `swap` is 3.
+`python -m bench swap` (or `web`, `aggregation`) runs only those: `web` is 1 and 2,
+`aggregation` is 3, `swap` is 4.
 
 Figures go to stdout as `name: value` lines and to bench/results/latest.json (a run of only
 some benchmarks writes latest-<names>.json instead, leaving the full run's file alone);
@@ -16,12 +19,13 @@ progress goes to stderr. Exits 0 when every figure was measured, 1 when a measur
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import tempfile
 import time
 
-from bench import classify, rubin, swap
+from bench import aggregation_db, classify, rubin, swap
 from bench.database import (
     DEFAULT_URL,
     bench_database_url,
@@ -32,7 +36,8 @@ from bench.database import (
 from bench.results import RESULTS_DIR, BenchError, Results, log
 
 # What `python -m bench NAME ...` can pick, in the order a full run goes.
-BENCHMARKS = ("web", "swap")
+BENCHMARKS = ("web", "aggregation", "swap")
+DATABASE_BENCHMARKS = {"web", "aggregation"}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -54,6 +59,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds measured per gunicorn setting tried (default 4)")
     parser.add_argument("--rubin-scale", type=float, default=1.0,
                         help="fraction of the Rubin-scale data set to load (default 1)")
+    parser.add_argument("--aggregation-scale", type=float, default=1.0,
+                        help="fraction of the 10-million-classification aggregation run "
+                        "(default 1)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
@@ -75,12 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     url = None
     try:
         results = Results()
-        if "web" in selected:
-            url = bench_database_url()
-            log(f"recreating database {database_name(url)} and migrating it")
-            recreate(url)
-            with tempfile.TemporaryDirectory(prefix="bench-media-") as media_root:
+        with contextlib.ExitStack() as stack:
+            if DATABASE_BENCHMARKS & set(selected):
+                url = bench_database_url()
+                log(f"recreating database {database_name(url)} and migrating it")
+                recreate(url)
+                media_root = stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix="bench-media-")
+                )
                 setup_django(url, media_root)
+            if "web" in selected:
                 config = classify.run(
                     results, url, media_root,
                     duration_s=args.duration, warmup_s=args.warmup, trial_s=args.trial,
@@ -89,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                     results, url, media_root, config,
                     scale=args.rubin_scale, duration_s=args.duration, warmup_s=args.warmup,
                 )
+            if "aggregation" in selected:
+                aggregation_db.run(results, url, scale=args.aggregation_scale)
         if "swap" in selected:
             swap.run(results)
         results.add("bench_total_s", time.monotonic() - started)
