@@ -33,7 +33,9 @@ class QueuedSubjectSerializer(serializers.Serializer):
 
 
 class QueueSerializer(serializers.Serializer):
-    finished = serializers.BooleanField()
+    finished = serializers.BooleanField(
+        help_text="nothing is left for this volunteer (reference subjects alone do not count)"
+    )
     n_classified = serializers.IntegerField(help_text="the volunteer's count in this workflow")
     subjects = QueuedSubjectSerializer(many=True)
 
@@ -59,6 +61,18 @@ class ClassificationCreateSerializer(serializers.Serializer):
     answered_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
+class WorkflowProgressSerializer(serializers.Serializer):
+    active = serializers.BooleanField()
+    finished = serializers.BooleanField(
+        help_text="done for everyone: inactive, or every subject it serves has retired"
+    )
+
+
+class ReferenceFeedbackSerializer(serializers.Serializer):
+    label = serializers.CharField(help_text="the experts' answer")
+    explanation = serializers.CharField(allow_blank=True)
+
+
 class ClassificationResultSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="classification.pk")
     client_id = serializers.UUIDField(source="classification.client_id")
@@ -68,6 +82,35 @@ class ClassificationResultSerializer(serializers.Serializer):
     counted = serializers.BooleanField(source="classification.counted")
     created_at = serializers.DateTimeField(source="classification.created_at")
     subject_retired = serializers.BooleanField()
+    feedback = ReferenceFeedbackSerializer(
+        allow_null=True, default=None,
+        help_text="only when the workflow shows feedback and the subject is a reference subject",
+    )
+
+
+class SubjectPixelsSerializer(serializers.Serializer):
+    """Each stamp as rows of pixel values; null where the stamp has no data (NaN)."""
+
+    template = serializers.ListField(child=serializers.ListField(
+        child=serializers.FloatField(allow_null=True)))
+    science = serializers.ListField(child=serializers.ListField(
+        child=serializers.FloatField(allow_null=True)))
+    difference = serializers.ListField(child=serializers.ListField(
+        child=serializers.FloatField(allow_null=True)))
+
+
+class TutorialExampleSerializer(serializers.Serializer):
+    subject = serializers.IntegerField(source="subject_id")
+    label = serializers.CharField()
+    explanation = serializers.CharField()
+    images = serializers.SerializerMethodField()
+
+    def get_images(self, example) -> dict[str, str]:
+        return image_urls(example.subject_id)
+
+
+class TutorialSerializer(serializers.Serializer):
+    examples = TutorialExampleSerializer(many=True)
 
 
 class SubjectDetailSerializer(serializers.ModelSerializer):

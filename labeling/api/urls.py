@@ -7,6 +7,16 @@ urlpatterns = [
     path("workflows/", views.WorkflowListView.as_view(), name="workflow-list"),
     path("workflows/<int:workflow_id>/queue/", views.QueueView.as_view(), name="workflow-queue"),
     path(
+        "workflows/<int:workflow_id>/progress/",
+        views.WorkflowProgressView.as_view(),
+        name="workflow-progress",
+    ),
+    path(
+        "workflows/<int:workflow_id>/tutorial/",
+        views.TutorialView.as_view(),
+        name="workflow-tutorial",
+    ),
+    path(
         "classifications/",
         views.ClassificationCreateView.as_view(),
         name="classification-create",
@@ -17,6 +27,7 @@ urlpatterns = [
         views.subject_image,
         name="subject-image",
     ),
+    path("subjects/<int:subject_id>/pixels/", views.subject_pixels, name="subject-pixels"),
     path("reference-sets/", views.ReferenceSetListView.as_view(), name="reference-set-list"),
     path(
         "reference-sets/<int:set_id>/labels/",

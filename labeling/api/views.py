@@ -11,6 +11,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,6 +26,8 @@ from labeling.rendering import STRETCH_VERSION
 # Stamps never change once ingested; a render changes only with the stretch version, which
 # is part of the ETag.
 IMAGE_MAX_AGE = 7 * 24 * 3600
+# Part of the pixel values' ETag: bump it when their JSON form changes.
+PIXELS_VERSION = 1
 
 
 class HealthView(APIView):
@@ -94,10 +97,44 @@ class ClassificationCreateView(APIView):
             answered_at=data.validated_data.get("answered_at"),
             user_agent=request.headers.get("User-Agent", ""),
         )
+        feedback = selectors.reference_feedback(
+            workflow_id=outcome.classification.workflow_id,
+            subject_id=outcome.classification.subject_id,
+        )
+        reply = {
+            "classification": outcome.classification,
+            "subject_retired": outcome.subject_retired,
+            "feedback": feedback,
+        }
         return Response(
-            s.ClassificationResultSerializer(outcome).data,
+            s.ClassificationResultSerializer(reply).data,
             status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK,
         )
+
+
+class WorkflowProgressView(APIView):
+    """Whether the workflow is finished for everyone (the classify page asks when a volunteer
+    has nothing left, to tell "you have seen everything" from "the workflow is finished")."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=s.WorkflowProgressSerializer)
+    def get(self, request, workflow_id: int):
+        workflow = selectors.workflow_get(workflow_id)
+        payload = {"active": workflow.active, "finished": selectors.workflow_finished(workflow)}
+        return Response(s.WorkflowProgressSerializer(payload).data)
+
+
+class TutorialView(APIView):
+    """The tutorial's example subjects, with the experts' answers: they are never served."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=s.TutorialSerializer)
+    def get(self, request, workflow_id: int):
+        workflow = selectors.workflow_get(workflow_id)
+        examples = selectors.tutorial_examples(workflow)
+        return Response(s.TutorialSerializer({"examples": examples}).data)
 
 
 def subject_image(request, subject_id: int, kind: str):
@@ -111,6 +148,21 @@ def subject_image(request, subject_id: int, kind: str):
         except LabelingError as exc:
             return JsonResponse({"error": exc.code, "detail": exc.message}, status=exc.status_code)
         response = HttpResponse(png, content_type="image/png")
+    response["ETag"] = etag
+    response["Cache-Control"] = f"public, max-age={IMAGE_MAX_AGE}"
+    return response
+
+
+@extend_schema(responses=s.SubjectPixelsSerializer)
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def subject_pixels(request, subject_id: int):
+    """A subject's stamp pixel values, for anyone who may classify (the hover readout)."""
+    etag = quote_etag(f"{subject_id}-pixels-{PIXELS_VERSION}")
+    if request.headers.get("If-None-Match") == etag:
+        response = HttpResponse(status=304)
+    else:
+        response = JsonResponse(selectors.subject_pixels(subject_id))
     response["ETag"] = etag
     response["Cache-Control"] = f"public, max-age={IMAGE_MAX_AGE}"
     return response

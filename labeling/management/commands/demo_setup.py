@@ -32,11 +32,17 @@ class Command(BaseCommand):
         if not SubjectWorkflowStatus.objects.filter(workflow__slug=DEMO_WORKFLOW).exists():
             call_command("simulate", "subjects", n=options["n"], seed=options["seed"],
                          workflow=DEMO_WORKFLOW, stdout=self.stdout)
+        self._feedback()
         self._accounts()
         self.stdout.write(f"demo ready: workflow {DEMO_WORKFLOW!r}; accounts "
                           f"(password {DEMO_PASSWORD!r}):")
         for username, role in DEMO_USERS.items():
             self.stdout.write(f"  {username}: {role}")
+
+    def _feedback(self):
+        """The demo shows volunteers the experts' label (and the explanation `simulate` gives
+        each reference label) after they answer a reference subject."""
+        Workflow.objects.filter(slug=DEMO_WORKFLOW).update(feedback_enabled=True)
 
     def _accounts(self):
         users = get_user_model()

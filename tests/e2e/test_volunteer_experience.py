@@ -1,0 +1,114 @@
+"""Tutorial, field guide and help by keyboard; the pixel readout."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from labeling import selectors
+from tests.e2e.conftest import build_workflow, tutorial_seen, wait_for_subject
+
+pytestmark = pytest.mark.e2e
+
+IS_OPEN = "selector => document.querySelector(selector).open"
+
+
+def focus_in(page, selector: str) -> bool:
+    return page.evaluate(f"document.querySelector('{selector}').contains(document.activeElement)")
+
+
+def tab_to(page, element_id: str, limit: int = 30) -> None:
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == element_id:
+            return
+    raise AssertionError(f"#{element_id} cannot be reached with Tab")
+
+
+def test_tutorial_field_guide_and_help_open_and_close_with_the_keyboard(page):
+    workflow, _, labels = build_workflow(n_science=6, n_reference=10, seed=5)
+    page.goto(f"/classify/{workflow.slug}/")
+
+    # The first visit opens the tutorial, with the experts' examples, and keeps focus in it.
+    assert page.evaluate(IS_OPEN, "#tutorial")
+    page.wait_for_selector("#tutorial-examples .example")
+    examples = page.locator("#tutorial-examples .example")
+    assert examples.count() == 4
+    captions = " ".join(examples.all_inner_texts())
+    assert "Real:" in captions
+    assert "Bogus:" in captions
+    for _ in range(25):
+        page.keyboard.press("Tab")
+        assert focus_in(page, "#tutorial"), "focus left the open tutorial"
+    page.keyboard.press("Shift+Tab")
+    assert focus_in(page, "#tutorial")
+    page.keyboard.press("Escape")
+    assert not page.evaluate(IS_OPEN, "#tutorial")
+    wait_for_subject(page)
+
+    # Seen once, it does not open by itself again; the Tutorial button brings it back.
+    page.reload()
+    wait_for_subject(page)
+    assert not page.evaluate(IS_OPEN, "#tutorial")
+    tab_to(page, "open-tutorial")
+    page.keyboard.press("Enter")
+    assert page.evaluate(IS_OPEN, "#tutorial")
+    page.keyboard.press("Escape")
+    assert page.evaluate("document.activeElement.id") == "open-tutorial", "focus restored"
+
+    # The field guide: a button, or G, at any time.
+    tab_to(page, "open-guide")
+    page.keyboard.press("Enter")
+    assert page.evaluate(IS_OPEN, "#guide")
+    assert focus_in(page, "#guide")
+    guide = page.locator("#guide").inner_text()
+    for entry in ("Dipole", "Cosmic ray", "Bad column", "Moving object", "Negative source"):
+        assert entry in guide
+    # Enter on the focused close button closes it too.
+    assert page.evaluate("document.activeElement.matches('[data-close]')")
+    page.keyboard.press("Enter")
+    assert not page.evaluate(IS_OPEN, "#guide")
+    assert page.evaluate("document.activeElement.id") == "open-guide"
+    page.keyboard.press("g")
+    assert page.evaluate(IS_OPEN, "#guide")
+    # Answer keys do nothing while a dialog is open.
+    before = page.locator("#classify").get_attribute("data-subject-id")
+    page.keyboard.press("r")
+    assert page.locator("#classify").get_attribute("data-subject-id") == before
+    page.keyboard.press("Escape")
+    assert not page.evaluate(IS_OPEN, "#guide")
+
+    # ? opens the help.
+    page.keyboard.press("?")
+    assert page.evaluate(IS_OPEN, "#help")
+    assert focus_in(page, "#help")
+    assert "Answer Bogus" in page.locator("#help").inner_text()
+    page.keyboard.press("Escape")
+    assert not page.evaluate(IS_OPEN, "#help")
+    assert len(labels) == 10
+
+
+def test_pointing_at_a_stamp_reads_the_pixel_value(page, context):
+    workflow, _, _ = build_workflow(n_science=4)
+    tutorial_seen(context, workflow)
+    page.goto(f"/classify/{workflow.slug}/")
+    subject = wait_for_subject(page)
+    values = selectors.subject_pixels(subject)
+    frame = page.locator("[data-slot=difference] .frame")
+    box = frame.bounding_box()
+    size = len(values["difference"])
+    # The centre of pixel (row 20, column 30).
+    x = box["x"] + (30.5 / size) * box["width"]
+    y = box["y"] + (20.5 / size) * box["height"]
+    page.mouse.move(x, y)
+    readout = page.locator("#pixel-readout")
+    page.wait_for_function(
+        "!document.getElementById('pixel-readout').textContent.includes('loading')"
+    )
+    text = readout.inner_text()
+    assert text.startswith("Difference, pixel x +5, y -5 from the centre: ")
+    shown = float(re.search(r": (\S+)$", text).group(1))
+    expected = values["difference"][20][30]
+    assert shown == pytest.approx(expected, abs=0.05 + 1e-3 * abs(expected))
+    assert page.locator("[data-slot=difference] .pixel-cursor").is_visible()
