@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from aggregation.tasks import swap_online_update
+from aggregation import tasks as aggregation_tasks
 from labeling import roles, rules, stamps
 from labeling.errors import Conflict, Forbidden, InvalidInput, NotFound
 from labeling.models import (
@@ -366,7 +366,7 @@ def _classification_record(
             # robust: the answer is stored whatever happens to the live posterior's update;
             # the periodic batch run recomputes everything from the classifications anyway.
             transaction.on_commit(
-                partial(swap_online_update.delay, classification.pk), robust=True
+                partial(aggregation_tasks.queue_online_update, classification.pk), robust=True
             )
     return ClassificationOutcome(classification, created=True, subject_retired=status.retired)
 

@@ -237,7 +237,7 @@ def test_every_counted_answer_queues_one_online_update(crowd, django_capture_on_
     from aggregation import tasks
 
     queued = []
-    monkeypatch.setattr(tasks.swap_online_update, "delay", queued.append)
+    monkeypatch.setattr(tasks, "queue_online_update", queued.append)
     newcomer = Volunteer.objects.create(external_name="newcomer")
     with django_capture_on_commit_callbacks(execute=True):
         counted = crowd.answer(newcomer, crowd.subject_ids[3], "real").classification
