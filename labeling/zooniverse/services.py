@@ -178,6 +178,9 @@ def _replay(
                 store_repeats=True,
                 created_at=row.created_at,
                 external_id=row.external_id,
+                # Answers from the past belong in a replay (`aggregate`), not appended to
+                # the live run in import order.
+                live_update=False,
             )
         except LabelingError as exc:
             # The service's own savepoint has rolled its writes back; the import goes on.

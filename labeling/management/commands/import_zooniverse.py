@@ -132,3 +132,6 @@ class Command(BaseCommand):
                         f"{', ...' if len(ids) > 20 else ''})")
         if not workflow.active:
             out(f"note: workflow {workflow.slug} is not active, so no classification counted")
+        if report.counted:
+            out(f"to aggregate: python manage.py aggregate --workflow {workflow.slug} "
+                f"--reference-sets {report.reference_set or 'NAME'}")
