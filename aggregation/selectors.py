@@ -64,16 +64,21 @@ def classification_data(workflow_id: int, *, through_id: int | None = None) -> C
     else:
         columns = _iterator_columns(workflow_id, through_id)
     ids, subjects, volunteers, says_real = columns
+    last = int(ids.max()) if len(ids) else None
+    del ids, columns
+    # Each raw id column is dropped as soon as its dense index exists: at ten million rows
+    # every int64 column is 80 MB.
     subject_ids, subject_index = np.unique(subjects, return_inverse=True)
+    del subjects
     volunteer_ids, volunteer_index = np.unique(volunteers, return_inverse=True)
+    del volunteers
     table = ClassificationTable(
-        subject=subject_index.astype(np.int64),
-        volunteer=volunteer_index.astype(np.int64),
+        subject=subject_index,
+        volunteer=volunteer_index,
         says_real=says_real,
         n_subjects=len(subject_ids),
         n_volunteers=len(volunteer_ids),
     )
-    last = int(ids.max()) if len(ids) else None
     return ClassificationData(table, subject_ids, volunteer_ids, last)
 
 
@@ -226,10 +231,7 @@ def reference_truth(
     if agreed:
         ids = np.fromiter(agreed, dtype=np.int64, count=len(agreed))
         codes = np.fromiter(agreed.values(), dtype=np.int8, count=len(agreed))
-        position = np.searchsorted(subject_ids, ids)
-        inside = position < len(subject_ids)
-        inside[inside] = subject_ids[position[inside]] == ids[inside]
-        truth[position[inside]] = codes[inside]
+        _place(truth, subject_ids, ids, codes)
     conflicts_here = np.array(conflicts, dtype=np.int64)
     conflicts_here = conflicts_here[np.isin(conflicts_here, subject_ids)]
     return ReferenceTruth(truth, conflicts_here.tolist())
@@ -246,18 +248,33 @@ def subject_truth_for(run: AggregationRun, subject_id: int) -> int:
     return _LABEL_CODES[found.pop()] if len(found) == 1 else UNKNOWN
 
 
-def simulated_truth(subject_ids: np.ndarray) -> np.ndarray | None:
-    """Truth the simulator stored in subject metadata, or None when no subject has any."""
+def simulated_truth(workflow: Workflow, subject_ids: np.ndarray) -> np.ndarray | None:
+    """Truth the simulator stored in subject metadata, or None when no subject has any.
+
+    Read by project and matched by id, never with an IN list of every subject: a run can
+    hold millions.
+    """
     truth = np.full(len(subject_ids), UNKNOWN, dtype=np.int8)
     rows = Subject.objects.filter(
-        pk__in=subject_ids.tolist(), metadata__has_key="sim_truth"
+        project_id=workflow.project_id, metadata__has_key="sim_truth"
     ).values_list("pk", "metadata__sim_truth")
-    found = False
+    ids, codes = [], []
     for subject_id, label in rows.iterator(chunk_size=_CHUNK_ROWS):
         if label in _LABEL_CODES:
-            truth[np.searchsorted(subject_ids, subject_id)] = _LABEL_CODES[label]
-            found = True
-    return truth if found else None
+            ids.append(subject_id)
+            codes.append(_LABEL_CODES[label])
+    if not ids:
+        return None
+    _place(truth, subject_ids, np.array(ids, dtype=np.int64), np.array(codes, dtype=np.int8))
+    return truth
+
+
+def _place(target: np.ndarray, subject_ids: np.ndarray, ids: np.ndarray, values: np.ndarray):
+    """target[i] = value for each (id, value) whose id is subject_ids[i]; other ids are ignored."""
+    position = np.searchsorted(subject_ids, ids)
+    inside = position < len(subject_ids)
+    inside[inside] = subject_ids[position[inside]] == ids[inside]
+    target[position[inside]] = values[inside]
 
 
 # --- results, for the pages and the plots -------------------------------------------------

@@ -175,7 +175,7 @@ def _summary(run, data, reference, result: SwapResult) -> dict:
     if run.mode == Mode.EM:
         summary["em"] = {"iterations": result.iterations, "converged": result.converged,
                          "learned_prior": result.params.prior}
-    truth = selectors.simulated_truth(data.subject_ids)
+    truth = selectors.simulated_truth(run.workflow, data.subject_ids)
     if truth is not None:
         summary["truth"] = truth_comparison(data, reference.truth, truth, result)
     return summary
@@ -207,15 +207,16 @@ def accuracy_dict(row: LabelAccuracy) -> dict:
 
 
 def _write_posteriors(run, subject_ids, result: SwapResult, on_progress) -> None:
-    offsets = result.traj_offsets.tolist()
-    values = result.traj_values.tolist()
+    offsets, values = result.traj_offsets, result.traj_values
     stable = result.stable_label != UNKNOWN
 
     def rows():
+        # One subject's trajectory becomes Python floats at a time: all of them at once would
+        # be 24 bytes per classification.
         for i, subject_id in enumerate(subject_ids.tolist()):
             yield (
                 subject_id, float(result.p_real[i]), float(result.log_odds[i]),
-                values[offsets[i]:offsets[i + 1]], int(result.n_counted[i]),
+                values[offsets[i]:offsets[i + 1]].tolist(), int(result.n_counted[i]),
                 _LABEL_NAMES[int(result.unstable_label[i])], bool(stable[i]),
             )
 

@@ -107,7 +107,7 @@ class Command(BaseCommand):
     def _dawid_skene(self, run: AggregationRun) -> dict:
         data = selectors.classification_data(run.workflow_id)
         reference = selectors.reference_truth(data.subject_ids, run.reference_sets.all())
-        truth = selectors.simulated_truth(data.subject_ids)
+        truth = selectors.simulated_truth(run.workflow, data.subject_ids)
         try:
             labels = crowdkit_dawid_skene(data.table)
         except ImportError as exc:
