@@ -95,6 +95,28 @@ KIND_TRUTH: Mapping[str, str] = {
     "hot_pixel": "bogus",
 }
 
+# What each kind is, in words a volunteer can check against the stamps: the feedback text
+# of a simulated reference label.
+KIND_EXPLANATION: Mapping[str, str] = {
+    "transient": "a new point source: in the science image but not the template, "
+                 "sometimes on a host galaxy",
+    "variable": "a variable star: the same star in both images, brighter in the science image",
+    "fading": "a source fading since the template: a real negative point source in the "
+              "difference image",
+    "moving": "an asteroid: a point source in the science image only, sometimes drawn out "
+              "into a short trail",
+    "dipole": "a dipole from misalignment: the science image is shifted against the "
+              "template, leaving a positive and a negative lobe side by side",
+    "bright_star": "a saturated bright star that does not subtract cleanly: rings around the "
+                   "core and a bleed trail along the column",
+    "cosmic_ray": "a cosmic ray: a sharp streak of one to three pixels in the science image, "
+                  "narrower than any star",
+    "satellite": "a satellite trail: a straight line across the whole stamp",
+    "bad_column": "a hot row or column of the detector: a straight line one pixel wide, "
+                  "not a source",
+    "hot_pixel": "a hot pixel: one bright pixel, far sharper than any star",
+}
+
 # Pr(kind | origin); see the module docstring for why.
 KIND_MIX: Mapping[str, Mapping[str, float]] = {
     "ss": {

@@ -1,23 +1,38 @@
 import random
+import time
+import uuid
 from dataclasses import replace
 
+import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from labeling import services
+from labeling import selectors, services
 from labeling.management.commands._progress import progress_bar
-from labeling.models import Subject, Workflow
-from simulation.triplets import generate_subjects
+from labeling.models import ReferenceLabel, Subject, SubjectWorkflowStatus, Workflow
+from simulation.triplets import KIND_EXPLANATION, KIND_TRUTH, generate_subjects
+from simulation.volunteers import VOLUNTEER_TYPES, answer, make_population
 
 SIM_TEAM = "sim-experts"
 SIM_REFERENCE_SET = "sim-experts"
 # Rubin's reference set was about 8% of its subjects (DMTN-337).
 DEFAULT_REFERENCE_FRACTION = 0.08
+# Subjects a simulated volunteer asks the queue for at a time.
+DEFAULT_VOLUNTEER_BATCH = 10
+# Classifications per transaction in `simulate volunteers`: an interrupted run keeps what
+# was committed, every classification whole.
+COMMIT_EVERY = 500
+# Streams of the volunteers' seed: who classifies next, and what they answer.
+_PICK_STREAM, _ANSWER_STREAM = 1, 2
 
 
 class Command(BaseCommand):
-    help = "Simulate data with known truth: `simulate subjects` makes synthetic DIA triplets."
+    help = (
+        "Simulate data with known truth: `simulate subjects` makes synthetic DIA triplets, "
+        "`simulate volunteers` classifies them with simulated volunteers through the real "
+        "selection and retirement."
+    )
 
     def add_arguments(self, parser):
         kinds = parser.add_subparsers(dest="kind", required=True)
@@ -30,9 +45,33 @@ class Command(BaseCommand):
             "--reference-fraction", type=float, default=DEFAULT_REFERENCE_FRACTION,
             help=f"fraction put into the {SIM_REFERENCE_SET!r} reference set with true labels",
         )
+        volunteers = kinds.add_parser(
+            "volunteers",
+            help="simulated volunteers classify a workflow's simulated subjects until it is done",
+        )
+        volunteers.add_argument("--workflow", required=True, help="workflow slug")
+        volunteers.add_argument("--n", type=int, required=True, help="number of volunteers")
+        volunteers.add_argument(
+            "--seed", type=int, default=0,
+            help="the population's seed; volunteers are named sim-SEED-I, so a re-run reuses them",
+        )
+        volunteers.add_argument(
+            "--max-classifications", type=int, default=None,
+            help="stop after this many classifications (default: when the workflow is done)",
+        )
+        volunteers.add_argument(
+            "--batch", type=int, default=DEFAULT_VOLUNTEER_BATCH,
+            help="subjects a volunteer asks the queue for at a time "
+                 f"(1 to {selectors.MAX_QUEUE_SIZE})",
+        )
 
     def handle(self, *args, **options):
-        self._simulate_subjects(options)
+        if options["kind"] == "volunteers":
+            self._simulate_volunteers(options)
+        else:
+            self._simulate_subjects(options)
+
+    # --- subjects ----------------------------------------------------------------------
 
     def _simulate_subjects(self, options):
         n, seed, fraction = options["n"], options["seed"], options["reference_fraction"]
@@ -40,17 +79,14 @@ class Command(BaseCommand):
             raise CommandError("--n must be at least 1")
         if not 0.0 <= fraction <= 1.0:
             raise CommandError("--reference-fraction must lie in [0, 1]")
-        try:
-            workflow = Workflow.objects.get(slug=options["workflow"])
-        except Workflow.DoesNotExist:
-            raise CommandError(f"no workflow {options['workflow']!r}") from None
+        workflow = _workflow(options["workflow"])
         subject_set = services.subject_set_attach(workflow=workflow, name=options["subject_set"])
 
-        truth: dict[str, str] = {}
+        kinds: dict[str, str] = {}
 
         def records():
             for simulated in generate_subjects(n, seed, size=settings.STAMP_SIZE):
-                truth[simulated.record.external_id] = simulated.truth
+                kinds[simulated.record.external_id] = simulated.kind
                 # The truth rides in the metadata, which volunteers never see, so the
                 # pipeline can be measured against it later.
                 yield _with_truth(simulated)
@@ -68,9 +104,10 @@ class Command(BaseCommand):
             team = services.expert_team_get_or_create(SIM_TEAM)
             reference_set = services.reference_set_get_or_create(name=SIM_REFERENCE_SET, team=team)
             added = services.reference_labels_bulk_create(
-                reference_set, ((ingested[e], truth[e]) for e in chosen)
+                reference_set, ((ingested[e], KIND_TRUTH[kinds[e]]) for e in chosen)
             )
-        n_real = sum(truth[e] == "real" for e in ingested)
+            _explain(reference_set, {ingested[e]: kinds[e] for e in chosen})
+        n_real = sum(KIND_TRUTH[kinds[e]] == "real" for e in ingested)
         self.stdout.write(
             f"simulated {n} subjects (seed {seed}): ingested {report.ingested} "
             f"({n_real} real, {report.ingested - n_real} bogus), "
@@ -80,9 +117,181 @@ class Command(BaseCommand):
         for rejection in report.rejected:
             self.stdout.write(f"  {rejection.source}: {rejection.reason}")
 
+    # --- volunteers --------------------------------------------------------------------
+
+    def _simulate_volunteers(self, options):
+        n, seed, batch = options["n"], options["seed"], options["batch"]
+        limit = options["max_classifications"]
+        if n < 1:
+            raise CommandError("--n must be at least 1")
+        if seed < 0:
+            raise CommandError("--seed must not be negative")
+        if not 1 <= batch <= selectors.MAX_QUEUE_SIZE:
+            raise CommandError(f"--batch must lie between 1 and {selectors.MAX_QUEUE_SIZE}")
+        if limit is not None and limit < 1:
+            raise CommandError("--max-classifications must be at least 1")
+        workflow = _workflow(options["workflow"])
+        if not workflow.active:
+            raise CommandError(f"workflow {workflow.slug!r} is not active: nothing is served")
+        truth = _load_truth(workflow)
+        reference_ids = set(
+            ReferenceLabel.objects.filter(subject_id__in=truth.keys())
+            .values_list("subject_id", flat=True)
+        )
+        science_ids = truth.keys() - reference_ids
+        if not science_ids:
+            raise CommandError(
+                f"workflow {workflow.slug!r} has only reference subjects: nothing to retire"
+            )
+        retired = set(
+            SubjectWorkflowStatus.objects.filter(
+                workflow=workflow, retired=True, subject_id__in=science_ids
+            ).values_list("subject_id", flat=True)
+        )
+
+        population = make_population(n, seed)
+        with transaction.atomic():
+            volunteers = [services.volunteer_for_external_name(f"sim-{seed}-{i}")
+                          for i in range(n)]
+        pick_rng = np.random.default_rng([seed, _PICK_STREAM])
+        answer_rng = np.random.default_rng([seed, _ANSWER_STREAM])
+        queue_rng = random.Random(seed)
+        weights = population.activity.copy()  # zeroed when a volunteer runs out of work
+        cumulative = np.cumsum(weights)
+        counts = np.zeros(n, dtype=np.int64)
+        on_reference = 0
+        made = 0
+        user_agent = f"simulate volunteers (seed {seed})"
+        started = time.perf_counter()
+
+        def going() -> bool:
+            return (len(retired) < len(science_ids) and cumulative[-1] > 0
+                    and (limit is None or made < limit))
+
+        with progress_bar(limit, "classification", "simulate") as bar:
+            bar.set_postfix(retired=f"{len(retired)}/{len(science_ids)}")
+            while going():
+                # A transaction per COMMIT_EVERY classifications, not per answer: on SQLite
+                # each commit is a disk sync that costs more than the answer itself. Each
+                # classification_create is still its own savepoint.
+                with transaction.atomic():
+                    committed_at = made
+                    while going() and made - committed_at < COMMIT_EVERY:
+                        # The next volunteer, with probability proportional to activity.
+                        i = int(np.searchsorted(cumulative, pick_rng.random() * cumulative[-1],
+                                                side="right"))
+                        size = batch if limit is None else min(batch, limit - made)
+                        queue = selectors.subject_queue(
+                            volunteer=volunteers[i], workflow=workflow, n=size, rng=queue_rng
+                        )
+                        if queue.finished or not queue.subject_ids:
+                            weights[i] = 0.0  # out of work: they leave the pool
+                            cumulative = np.cumsum(weights)
+                            continue
+                        ids = queue.subject_ids
+                        try:
+                            is_real, snr = zip(*(truth[s] for s in ids), strict=True)
+                        except KeyError as exc:
+                            raise CommandError(
+                                f"subject {exc.args[0]} joined workflow {workflow.slug!r} "
+                                "while the simulation ran and has no loaded truth"
+                            ) from None
+                        says_real = answer(population, i, np.array(is_real), np.array(snr),
+                                           answer_rng)
+                        for subject_id, real in zip(ids, says_real, strict=True):
+                            outcome = services.classification_create(
+                                volunteer=volunteers[i], workflow_id=workflow.pk,
+                                subject_id=subject_id, answer="real" if real else "bogus",
+                                client_id=uuid.uuid4(), user_agent=user_agent,
+                            )
+                            if outcome.subject_retired and subject_id in science_ids:
+                                retired.add(subject_id)
+                        on_reference += sum(s in reference_ids for s in ids)
+                        made += len(ids)
+                        counts[i] += len(ids)
+                        bar.update(len(ids))
+                        bar.set_postfix(retired=f"{len(retired)}/{len(science_ids)}",
+                                        refresh=False)
+        elapsed = time.perf_counter() - started
+
+        if len(retired) == len(science_ids):
+            why = "the workflow is exhausted: every non-reference subject retired"
+        elif cumulative[-1] <= 0:
+            why = "every volunteer has classified every subject left to them"
+        else:
+            why = f"stopped at --max-classifications {limit}"
+        active = counts[counts > 0]
+        self.stdout.write(
+            f"simulated {n} volunteers (seed {seed}) on workflow {workflow.slug!r}: "
+            f"{made} classifications ({on_reference} on reference subjects) by "
+            f"{len(active)} volunteers in {elapsed:.1f} s ({made / max(elapsed, 1e-9):.0f}/s)\n"
+            f"retired {len(retired)}/{len(science_ids)} subjects; {why}"
+        )
+        if len(active):
+            self.stdout.write(
+                f"classifications per volunteer who classified: median {np.median(active):g}, "
+                f"max {active.max()}, above 100: {int((active > 100).sum())}, "
+                f"above 10,000: {int((active > 10_000).sum())}"
+            )
+        self.stdout.write("by type: volunteers, who classified, classifications")
+        for name in VOLUNTEER_TYPES:
+            of_type = population.types == name
+            self.stdout.write(
+                f"  {name:<12} {int(of_type.sum()):>7} {int((counts[of_type] > 0).sum()):>7} "
+                f"{int(counts[of_type].sum()):>9}"
+            )
+
+
+def _workflow(slug: str) -> Workflow:
+    try:
+        return Workflow.objects.get(slug=slug)
+    except Workflow.DoesNotExist:
+        raise CommandError(f"no workflow {slug!r}") from None
+
+
+def _load_truth(workflow: Workflow) -> dict[int, tuple[bool, float]]:
+    """(truth is Real, SNR) of every subject the workflow can serve, in one query."""
+    rows = (
+        SubjectWorkflowStatus.objects.filter(workflow=workflow)
+        .exclude(subject__stamps="")  # never served, as in the selector
+        .values_list("subject_id", "subject__external_id", "subject__metadata", "subject__snr")
+    )
+    truth = {}
+    for subject_id, external_id, metadata, snr in rows.iterator(chunk_size=5000):
+        label = (metadata or {}).get("sim_truth")
+        if label not in ("real", "bogus"):
+            raise CommandError(
+                f"subject {external_id!r} in workflow {workflow.slug!r} has no simulated truth "
+                "(metadata sim_truth): simulated volunteers only classify subjects made by "
+                "`simulate subjects`"
+            )
+        truth[subject_id] = (label == "real", np.nan if snr is None else snr)
+    if not truth:
+        raise CommandError(f"workflow {workflow.slug!r} has no subjects to classify")
+    return truth
+
+
+def _explain(reference_set, kind_of: dict[int, str]) -> None:
+    """Give simulated reference labels their kind's explanation (volunteer feedback).
+
+    Only labels still without one and still carrying the kind's truth: an expert's own
+    label or explanation is kept.
+    """
+    by_kind: dict[str, list[int]] = {}
+    for subject_id, kind in kind_of.items():
+        by_kind.setdefault(kind, []).append(subject_id)
+    for kind, subject_ids in by_kind.items():
+        for start in range(0, len(subject_ids), 500):  # under SQLite's variable limit
+            ReferenceLabel.objects.filter(
+                reference_set=reference_set, subject_id__in=subject_ids[start : start + 500],
+                label=KIND_TRUTH[kind],
+                explanation="",
+            ).update(explanation=KIND_EXPLANATION[kind])
+
 
 def _with_truth(simulated):
     metadata = {
         **simulated.record.metadata, "sim_truth": simulated.truth, "sim_kind": simulated.kind
     }
     return replace(simulated.record, metadata=metadata)
+
