@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from labeling.ingest.base import COLUMN_ALIASES
+
 REQUIRED_COLUMNS = (
     "classification_id",
     "user_name",
@@ -66,15 +68,10 @@ _FALSE = frozenset({"", "false", "f", "0", "no", "null", "none"})
 # Subject metadata keys copied to Subject fields, matched with Zooniverse's hidden-field
 # prefixes (#, !, //) stripped and case and underscores ignored.
 _SUBJECT_FIELDS = {
-    "origin": "origin",
+    # The tabular readers' column names, plus Zooniverse's `handle` for the origin; the
+    # subject id comes from subject_ids, never from its metadata.
+    **{key: name for key, name in COLUMN_ALIASES.items() if name != "external_id"},
     "handle": "origin",
-    "snr": "snr",
-    "psfflux": "psf_flux",
-    "psffluxerr": "psf_flux_err",
-    "ra": "ra",
-    "dec": "dec",
-    "band": "band",
-    "reliability": "reliability",
 }
 _FLOAT_FIELDS = ("snr", "psf_flux", "psf_flux_err", "ra", "dec", "reliability")
 
