@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from itertools import islice
 
 from django.conf import settings
@@ -365,8 +364,10 @@ def _classification_record(
         if not reason and submission.live_update:
             # robust: the answer is stored whatever happens to the live posterior's update;
             # the periodic batch run recomputes everything from the classifications anyway.
+            # (a lambda, not a partial: Django logs a robust callback's __qualname__)
+            classification_id = classification.pk
             transaction.on_commit(
-                partial(aggregation_tasks.queue_online_update, classification.pk), robust=True
+                lambda: aggregation_tasks.queue_online_update(classification_id), robust=True
             )
     return ClassificationOutcome(classification, created=True, subject_retired=status.retired)
 

@@ -335,3 +335,17 @@ def test_simulated_truth_is_compared_when_subjects_carry_it(workflow):
     assert truth["unstable"]["n_subjects"] == len(crowd.subject_ids) - 6
     assert 0 <= truth["stable"]["n_labelled"] <= truth["unstable"]["n_labelled"]
     assert truth["majority"]["n_labelled"] > 0
+
+
+def test_a_failing_online_update_never_loses_the_answer(crowd, django_capture_on_commit_callbacks,
+                                                         monkeypatch):
+    from aggregation import tasks
+
+    def broken(classification_id):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks, "queue_online_update", broken)
+    newcomer = Volunteer.objects.create(external_name="newcomer")
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = crowd.answer(newcomer, crowd.subject_ids[3], "real")
+    assert Classification.objects.filter(pk=outcome.classification.pk, counted=True).exists()

@@ -564,7 +564,7 @@
   function openDialog(name) {
     const dialog = dialogs[name];
     if (dialog.open) return;
-    for (const other of Object.values(dialogs)) if (other.open) other.close();
+    for (const other of Object.values(dialogs)) closeDialog(other);
     openers.set(dialog, document.activeElement);
     dialog.showModal();
     const first = focusable(dialog)[0];
@@ -572,9 +572,28 @@
     if (name === 'tutorial') loadTutorial();
   }
 
+  // Closing restores focus at once, not in the 'close' event, which the browser dispatches
+  // later: a key pressed in between would otherwise land where focus is about to leave.
+  function closeDialog(dialog) {
+    if (!dialog.open) return;
+    dialog.close();
+    const opener = openers.get(dialog);
+    openers.delete(dialog);
+    if (dialog === dialogs.tutorial) {
+      try { localStorage.setItem(TUTORIAL_KEY, '1'); } catch (err) { /* shown again next time */ }
+    }
+    const target = opener && opener !== document.body && document.contains(opener) && !opener.disabled
+      ? opener : (buttons.real.disabled ? null : buttons.real);
+    if (target) target.focus();
+  }
+
   for (const dialog of Object.values(dialogs)) {
     dialog.addEventListener('click', (event) => {
-      if (event.target.closest('[data-close]')) dialog.close();
+      if (event.target.closest('[data-close]')) closeDialog(dialog);
+    });
+    dialog.addEventListener('cancel', (event) => {  // Esc
+      event.preventDefault();
+      closeDialog(dialog);
     });
     // Focus stays inside the open dialog: Tab from the last control goes to the first.
     dialog.addEventListener('keydown', (event) => {
@@ -586,16 +605,6 @@
       if (event.shiftKey && document.activeElement === first) { event.preventDefault(); last.focus(); }
       else if (!event.shiftKey && document.activeElement === last) { event.preventDefault(); first.focus(); }
       else if (!dialog.contains(document.activeElement)) { event.preventDefault(); first.focus(); }
-    });
-    dialog.addEventListener('close', () => {
-      const opener = openers.get(dialog);
-      openers.delete(dialog);
-      if (dialog === dialogs.tutorial) {
-        try { localStorage.setItem(TUTORIAL_KEY, '1'); } catch (err) { /* shown again next time */ }
-      }
-      const target = opener && opener !== document.body && document.contains(opener) && !opener.disabled
-        ? opener : (buttons.real.disabled ? null : buttons.real);
-      if (target) target.focus();
     });
   }
 
