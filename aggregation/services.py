@@ -280,15 +280,18 @@ def online_apply(classification_id: int) -> bool:
     no-op. The subject's posterior row is locked first, then the volunteer's skill row, always
     in that order, so concurrent updates cannot deadlock.
     """
+    # Most workflows have no live run: one query settles that, before the answer is read.
+    run = AggregationRun.objects.filter(
+        live=True, workflow__classifications=classification_id
+    ).first()
+    if run is None:
+        return False
     row = (
         Classification.objects.filter(pk=classification_id, counted=True)
-        .values("subject_id", "volunteer_id", "answer", "workflow_id")
+        .values("subject_id", "volunteer_id", "answer")
         .first()
     )
     if row is None:
-        return False
-    run = AggregationRun.objects.filter(workflow_id=row["workflow_id"], live=True).first()
-    if run is None:
         return False
     if run.status != AggregationRun.Status.DONE:
         raise RunNotReady(f"live run {run.pk} is {run.status}")

@@ -66,10 +66,10 @@ def _run(run_id: int):
 
 def _volunteer_fractions(run) -> bytes:
     skills = selectors.skill_arrays(run)
-    return plots.plot_volunteer_fractions(plots_fractions(skills))
+    return plots.plot_volunteer_fractions(_fractions(skills))
 
 
-def plots_fractions(skills: dict[str, np.ndarray]) -> VolunteerReferenceFractions:
+def _fractions(skills: dict[str, np.ndarray]) -> VolunteerReferenceFractions:
     with np.errstate(invalid="ignore", divide="ignore"):
         return VolunteerReferenceFractions(
             n_classifications=skills["n_classifications"],

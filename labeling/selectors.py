@@ -69,16 +69,9 @@ def subject_queue(
     n_gold = sum(rng.random() < rules.gold_rate(n_classified + i, schedule) for i in range(n))
 
     seen = Classification.objects.filter(volunteer=volunteer, subject_id=OuterRef("subject_id"))
-    is_reference = Exists(ReferenceLabel.objects.filter(subject_id=OuterRef("subject_id")))
-    unseen = (
-        SubjectWorkflowStatus.objects.filter(workflow=workflow, retired=False)
-        # Subjects imported without stamps are there to be aggregated, not shown.
-        .exclude(subject__stamps="")
-        .exclude(Exists(seen))
-        .exclude(subject_id__in=exclude)
-    )
-    science = unseen.exclude(is_reference)
-    gold = _draw(unseen.filter(is_reference), n_gold, rng)
+    unseen = _servable(workflow).exclude(Exists(seen)).exclude(subject_id__in=exclude)
+    science = unseen.exclude(_IS_REFERENCE)
+    gold = _draw(unseen.filter(_IS_REFERENCE), n_gold, rng)
     # The tutorial shows its examples with their answers: as gold they would measure nothing,
     # so they are served to nobody. Only explained labels can be examples, and that check on
     # the few drawn ids is cheap; finding the examples themselves is done only when needed.
@@ -86,7 +79,7 @@ def subject_queue(
         examples = {example.subject_id for example in tutorial_examples(workflow)}
         if examples.intersection(gold):
             gold = _draw(
-                unseen.filter(is_reference).exclude(subject_id__in=examples), n_gold, rng
+                unseen.filter(_IS_REFERENCE).exclude(subject_id__in=examples), n_gold, rng
             )
     regular = _draw(science, n - len(gold), rng)
     if not regular and not science.exists():
@@ -107,12 +100,17 @@ def workflow_finished(workflow: Workflow) -> bool:
     subjects aside, as in `subject_queue`) is left unretired."""
     if not workflow.active:
         return True
-    is_reference = Exists(ReferenceLabel.objects.filter(subject_id=OuterRef("subject_id")))
-    return not (
-        SubjectWorkflowStatus.objects.filter(workflow=workflow, retired=False)
-        .exclude(subject__stamps="")
-        .exclude(is_reference)
-        .exists()
+    return not _servable(workflow).exclude(_IS_REFERENCE).exists()
+
+
+_IS_REFERENCE = Exists(ReferenceLabel.objects.filter(subject_id=OuterRef("subject_id")))
+
+
+def _servable(workflow: Workflow) -> QuerySet[SubjectWorkflowStatus]:
+    """The workflow's unretired subjects that can be shown: subjects imported without stamps
+    are there to be aggregated, not shown."""
+    return SubjectWorkflowStatus.objects.filter(workflow=workflow, retired=False).exclude(
+        subject__stamps=""
     )
 
 
