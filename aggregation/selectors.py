@@ -7,21 +7,30 @@ decoded block by block with numpy; elsewhere a server-side iterator feeds fixed-
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 
 from aggregation.models import AggregationRun, SubjectPosterior, VolunteerSkill
 from aggregation.swap import BOGUS, REAL, UNKNOWN, ClassificationTable
 from labeling.errors import InvalidInput, NotFound
 from labeling.models import Classification, ReferenceLabel, ReferenceSet, Subject, Workflow
+from labeling.records import (
+    COUNTED_REFERENCE_LABELS,
+    DEFAULT_UNION_POLICY,
+    UNION_POLICIES,
+    union_label,
+)
+from simulation.triplets import TRUTH_METADATA_KEY
 
 # Reference-set lists are written "rubin+oxford" (as DMTN-337 names them) or "rubin,oxford".
 REFERENCE_SEPARATORS = ("+", ",")
 _LABEL_CODES = {"real": REAL, "bogus": BOGUS}
+# Where a run keeps its union policy: in its summary, written when the run is created.
+UNION_POLICY_KEY = "union_policy"
 _CHUNK_ROWS = 50_000
 _COPY_BLOCK_BYTES = 4 * 1024 * 1024
 
@@ -39,12 +48,17 @@ class ClassificationData:
     last_classification_id: int | None
 
 
-def reference_sets_parse(spec: str) -> list[ReferenceSet]:
-    """`rubin`, `rubin+oxford` or `rubin,oxford` -> the reference sets, all of which must exist."""
+def _split_names(spec: str) -> list[str]:
     names = [spec]
     for separator in REFERENCE_SEPARATORS:
         names = [part for name in names for part in name.split(separator)]
-    names = [name.strip() for name in names if name.strip()]
+    return [name.strip() for name in names if name.strip()]
+
+
+def reference_sets_parse(spec: str) -> list[ReferenceSet]:
+    """`rubin`, `rubin+oxford` or `rubin,oxford` -> the reference sets, all of which must exist,
+    in the order given (the union's order, which the `first` policy follows)."""
+    names = _split_names(spec)
     if not names:
         raise InvalidInput("name at least one reference set, e.g. rubin or rubin+oxford")
     found = {s.name: s for s in ReferenceSet.objects.filter(name__in=names)}
@@ -211,41 +225,79 @@ class ReferenceTruth:
     """Known labels for a table's subjects under a union of reference sets."""
 
     truth: np.ndarray  # int8 per subject index: REAL, BOGUS or UNKNOWN
-    conflicts: list[int]  # subject ids the sets disagree on, dropped from the union
+    conflicts: list[int]  # subject ids the sets label differently (the policy settled them)
 
 
 def reference_truth(
-    subject_ids: np.ndarray, reference_sets: Iterable[ReferenceSet]
+    subject_ids: np.ndarray,
+    reference_sets: Sequence[ReferenceSet],
+    union_policy: str = DEFAULT_UNION_POLICY,
 ) -> ReferenceTruth:
-    """The union of the sets' labels. A subject the sets label differently is dropped from the
-    union (it calibrates nobody) and listed as a conflict."""
-    labels: dict[int, set[int]] = {}
-    rows = ReferenceLabel.objects.filter(
-        reference_set__in=list(reference_sets), label__in=list(_LABEL_CODES)
-    ).values_list("subject_id", "label")
-    for subject_id, label in rows.iterator(chunk_size=_CHUNK_ROWS):
-        labels.setdefault(subject_id, set()).add(_LABEL_CODES[label])
+    """The union of the sets' Real and Bogus labels (Unsure is no truth), each subject
+    settled by `records.union_label` under `union_policy`; `reference_sets` in the union's
+    order (the first-named set first). The conflicts listed are those among `subject_ids`."""
+    settled, conflicts = _union(
+        ReferenceLabel.objects.all(), reference_sets, union_policy
+    )
     truth = np.full(len(subject_ids), UNKNOWN, dtype=np.int8)
-    conflicts = sorted(s for s, found in labels.items() if len(found) > 1)
-    agreed = {s: found.pop() for s, found in labels.items() if len(found) == 1}
-    if agreed:
-        ids = np.fromiter(agreed, dtype=np.int64, count=len(agreed))
-        codes = np.fromiter(agreed.values(), dtype=np.int8, count=len(agreed))
+    if settled:
+        ids = np.fromiter(settled, dtype=np.int64, count=len(settled))
+        codes = np.fromiter(settled.values(), dtype=np.int8, count=len(settled))
         _place(truth, subject_ids, ids, codes)
-    conflicts_here = np.array(conflicts, dtype=np.int64)
+    conflicts_here = np.array(sorted(conflicts), dtype=np.int64)
     conflicts_here = conflicts_here[np.isin(conflicts_here, subject_ids)]
     return ReferenceTruth(truth, conflicts_here.tolist())
 
 
+def _union(
+    labels: QuerySet[ReferenceLabel], reference_sets: Sequence[ReferenceSet], policy: str
+) -> tuple[dict[int, int], list[int]]:
+    """({subject id: REAL or BOGUS}, conflicting subject ids) of `labels` under the union."""
+    _require_union_policy(policy)
+    rank = {reference_set.pk: i for i, reference_set in enumerate(reference_sets)}
+    by_subject: dict[int, list[tuple[int, str]]] = {}
+    rows = labels.filter(
+        reference_set__in=list(rank), label__in=COUNTED_REFERENCE_LABELS
+    ).values_list("subject_id", "reference_set_id", "label")
+    for subject_id, set_id, label in rows.iterator(chunk_size=_CHUNK_ROWS):
+        by_subject.setdefault(subject_id, []).append((rank[set_id], label))
+    settled: dict[int, int] = {}
+    conflicts: list[int] = []
+    for subject_id, ranked in by_subject.items():
+        label, conflict = union_label([label for _, label in sorted(ranked)], policy)
+        if conflict:
+            conflicts.append(subject_id)
+        if label is not None:
+            settled[subject_id] = _LABEL_CODES[label]
+    return settled, conflicts
+
+
+def _require_union_policy(policy: str) -> None:
+    if policy not in UNION_POLICIES:
+        raise InvalidInput(
+            f"union policy must be one of {', '.join(UNION_POLICIES)}, got {policy!r}"
+        )
+
+
+def run_reference_sets(run: AggregationRun) -> list[ReferenceSet]:
+    """A run's reference sets in the order its reference name gives them: the union's order."""
+    order = {name: i for i, name in enumerate(_split_names(run.reference_name))}
+    return sorted(run.reference_sets.all(), key=lambda s: order.get(s.name, len(order)))
+
+
+def run_union_policy(run: AggregationRun) -> str:
+    """The union policy a run was created with (runs from before policies existed: drop)."""
+    return run.summary.get(UNION_POLICY_KEY, DEFAULT_UNION_POLICY)
+
+
 def subject_truth_for(run: AggregationRun, subject_id: int) -> int:
-    """One subject's truth under a run's reference sets (for the online update)."""
-    found = set(
-        ReferenceLabel.objects.filter(
-            subject_id=subject_id, reference_set__in=run.reference_sets.all(),
-            label__in=list(_LABEL_CODES),
-        ).values_list("label", flat=True)
+    """One subject's truth under a run's reference sets and union policy (for the online
+    update): the same settlement as `reference_truth`."""
+    settled, _ = _union(
+        ReferenceLabel.objects.filter(subject_id=subject_id), run_reference_sets(run),
+        run_union_policy(run),
     )
-    return _LABEL_CODES[found.pop()] if len(found) == 1 else UNKNOWN
+    return settled.get(subject_id, UNKNOWN)
 
 
 def simulated_truth(workflow: Workflow, subject_ids: np.ndarray) -> np.ndarray | None:
@@ -256,8 +308,8 @@ def simulated_truth(workflow: Workflow, subject_ids: np.ndarray) -> np.ndarray |
     """
     truth = np.full(len(subject_ids), UNKNOWN, dtype=np.int8)
     rows = Subject.objects.filter(
-        project_id=workflow.project_id, metadata__has_key="sim_truth"
-    ).values_list("pk", "metadata__sim_truth")
+        project_id=workflow.project_id, metadata__has_key=TRUTH_METADATA_KEY
+    ).values_list("pk", f"metadata__{TRUTH_METADATA_KEY}")
     ids, codes = [], []
     for subject_id, label in rows.iterator(chunk_size=_CHUNK_ROWS):
         if label in _LABEL_CODES:

@@ -43,6 +43,7 @@ from aggregation.swap import (
 )
 from labeling.errors import InvalidInput
 from labeling.models import Classification, ReferenceLabel, ReferenceSet, Workflow
+from labeling.records import COUNTED_REFERENCE_LABELS, DEFAULT_UNION_POLICY, UNION_POLICIES
 
 _LABEL_NAMES = {REAL: "real", BOGUS: "bogus", UNKNOWN: ""}
 _WRITE_BATCH = 5_000
@@ -70,13 +71,20 @@ def run_create(
     reference_sets: list[ReferenceSet],
     mode: str = Mode.BATCH,
     params: SwapParams | None = None,
+    union_policy: str = DEFAULT_UNION_POLICY,
     triggered_by: str = "command",
     created_by=None,
 ) -> AggregationRun:
     """Register a run (pending). An online run becomes the workflow's live run at once, so
-    answers arriving while it is built wait for it rather than being lost."""
+    answers arriving while it is built wait for it rather than being lost.
+
+    `reference_sets` in the union's order; `union_policy` (see `records.UNION_POLICIES`)
+    settles the subjects they label differently, in the run and in its online updates, and is
+    kept in the run's summary."""
     if mode not in Mode.values:
         raise InvalidInput(f"mode must be one of {', '.join(Mode.values)}")
+    if union_policy not in UNION_POLICIES:
+        raise InvalidInput(f"union policy must be one of {', '.join(UNION_POLICIES)}")
     if not reference_sets:
         raise InvalidInput("a run needs at least one reference set")
     params = params or swap_params()
@@ -91,6 +99,7 @@ def run_create(
             live=mode == Mode.ONLINE,
             triggered_by=triggered_by,
             created_by=created_by,
+            summary={selectors.UNION_POLICY_KEY: union_policy},
         )
         run.reference_sets.set(reference_sets)
     return run
@@ -129,7 +138,9 @@ def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> 
     started = time.perf_counter()
     through = selectors.last_classification_id(run.workflow_id) if run.live else None
     data = selectors.classification_data(run.workflow_id, through_id=through)
-    reference = selectors.reference_truth(data.subject_ids, run.reference_sets.all())
+    reference = selectors.reference_truth(
+        data.subject_ids, selectors.run_reference_sets(run), selectors.run_union_policy(run)
+    )
     timings["read_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -170,6 +181,7 @@ def _swap(mode: str, data: selectors.ClassificationData, truth: np.ndarray, para
 def _summary(run, data, reference, result: SwapResult) -> dict:
     summary = {
         "breakdown": [dataclasses.asdict(r) for r in breakdown(result, run.reference_name)],
+        selectors.UNION_POLICY_KEY: selectors.run_union_policy(run),
         "reference_conflicts": reference.conflicts,
     }
     if run.mode == Mode.EM:
@@ -368,8 +380,9 @@ def _save_skill(skill: VolunteerSkill, state: VolunteerState, params: SwapParams
 def periodic_runs_create() -> list[AggregationRun]:
     """One batch run for each active workflow with classifications newer than its last run.
 
-    A workflow reuses the reference sets and parameters of its most recent run; one that has
-    never been aggregated uses every reference set labelling its subjects, with defaults.
+    A workflow reuses the reference sets, union policy and parameters of its most recent run;
+    one that has never been aggregated uses every reference set labelling its subjects (in
+    name order), with defaults.
     """
     created = []
     for workflow in Workflow.objects.filter(active=True):
@@ -381,22 +394,25 @@ def periodic_runs_create() -> list[AggregationRun]:
         if latest is None or (last_batch and last_batch.created_at >= latest):
             continue
         if last_run:
-            reference_sets = list(last_run.reference_sets.order_by("name"))
+            reference_sets = selectors.run_reference_sets(last_run)
             params = SwapParams(**last_run.parameters)
+            union_policy = selectors.run_union_policy(last_run)
         else:
             reference_sets = list(
                 ReferenceSet.objects.filter(
                     pk__in=ReferenceLabel.objects.filter(
-                        subject__statuses__workflow=workflow
+                        subject__statuses__workflow=workflow,
+                        label__in=COUNTED_REFERENCE_LABELS,
                     ).values("reference_set")
                 ).order_by("name")
             )
             params = swap_params()
+            union_policy = DEFAULT_UNION_POLICY
         if not reference_sets:
             continue
         with transaction.atomic():
             run = run_create(workflow=workflow, reference_sets=reference_sets, params=params,
-                             triggered_by="schedule")
+                             union_policy=union_policy, triggered_by="schedule")
             run_queue(run)
         created.append(run)
     return created

@@ -14,9 +14,10 @@ from django.db import models
 from django.utils import timezone
 
 from labeling import rules
-from labeling.records import ANSWERS
+from labeling.records import ANSWERS, EXPLANATION_MAX_LENGTH, REFERENCE_LABELS
 
 ANSWER_CHOICES = [(answer, answer.capitalize()) for answer in ANSWERS]
+REFERENCE_LABEL_CHOICES = [(label, label.capitalize()) for label in REFERENCE_LABELS]
 DEFAULT_QUESTION = "Is the object at the centre of the difference image Real or Bogus?"
 
 
@@ -156,8 +157,12 @@ class SubjectWorkflowStatus(models.Model):
             models.UniqueConstraint(fields=["workflow", "subject"], name="status_per_workflow")
         ]
         indexes = [
+            # Partial, and without `retired` among its fields: the queue then reads unretired
+            # rows in (priority, random_key) order straight from the index, where SQLite
+            # otherwise scanned every status row or sorted the matches in a temporary B-tree.
             models.Index(
-                fields=["workflow", "retired", "-priority", "random_key"], name="status_queue"
+                fields=["workflow", "-priority", "random_key"], name="status_queue",
+                condition=models.Q(retired=False),
             )
         ]
 
@@ -273,18 +278,24 @@ class ReferenceSet(models.Model):
 
 
 class ReferenceLabel(models.Model):
+    """A reference set's current label for one subject; its past is in ReferenceLabelChange."""
+
     reference_set = models.ForeignKey(ReferenceSet, on_delete=models.CASCADE, related_name="labels")
     subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="reference_labels")
-    label = models.CharField(max_length=10, choices=ANSWER_CHOICES)
+    label = models.CharField(
+        max_length=10, choices=REFERENCE_LABEL_CHOICES,
+        help_text="unsure is kept but never counts as reference truth",
+    )
     explanation = models.CharField(
-        max_length=300, blank=True,
+        max_length=EXPLANATION_MAX_LENGTH, blank=True,
         help_text="shown to volunteers as feedback, e.g. 'a dipole from misalignment'",
     )
     expert = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        help_text="empty for labels that came from an import or the simulator",
+        help_text="who set the current label; empty for imports and the simulator",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(default=timezone.now, help_text="when the label last changed")
 
     class Meta:
         constraints = [
@@ -295,3 +306,47 @@ class ReferenceLabel(models.Model):
 
     def __str__(self):
         return f"{self.subject_id}: {self.label} ({self.reference_set_id})"
+
+
+class ReferenceLabelChange(models.Model):
+    """One change of a reference label (its creation included): who, when, old and new.
+
+    Written by the reference-label services in the transaction that changes the label, never
+    edited afterwards.
+    """
+
+    class Source(models.TextChoices):
+        REVIEW = "review", "the expert review page"
+        API = "api", "the REST API"
+        IMPORT = "import", "a file import"
+        SIMULATOR = "simulator", "the simulator"
+
+    reference_set = models.ForeignKey(
+        ReferenceSet, on_delete=models.CASCADE, related_name="label_changes"
+    )
+    subject = models.ForeignKey(
+        Subject, on_delete=models.CASCADE, related_name="reference_label_changes"
+    )
+    expert = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        help_text="empty for imports and the simulator",
+    )
+    old_label = models.CharField(
+        max_length=10, choices=REFERENCE_LABEL_CHOICES, blank=True,
+        help_text="empty when the change created the label",
+    )
+    new_label = models.CharField(max_length=10, choices=REFERENCE_LABEL_CHOICES)
+    old_explanation = models.CharField(max_length=EXPLANATION_MAX_LENGTH, blank=True)
+    new_explanation = models.CharField(max_length=EXPLANATION_MAX_LENGTH, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["reference_set", "subject", "changed_at"],
+                         name="reference_label_history"),
+        ]
+
+    def __str__(self):
+        return (f"{self.subject_id} in {self.reference_set_id}: "
+                f"{self.old_label or '-'} -> {self.new_label}")

@@ -6,12 +6,30 @@ used and tested without a database.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 ANSWERS = ("real", "bogus")
+UNSURE = "unsure"
+# What an expert may say about a subject. Unsure is stored (the expert looked and could not
+# decide) but is never reference truth: only COUNTED_REFERENCE_LABELS calibrate volunteers,
+# make a subject gold, or give volunteers feedback.
+REFERENCE_LABELS = (*ANSWERS, UNSURE)
+COUNTED_REFERENCE_LABELS = ANSWERS
+# Longest explanation an expert may attach to a reference label (shown to volunteers).
+EXPLANATION_MAX_LENGTH = 300
+
+# How a union of reference sets (`rubin+oxford`) settles a subject the sets label
+# differently. Either way the subject is listed as a conflict.
+#   drop:  the subject calibrates nobody (it is left out of the union).
+#   first: the first-named set that labels it Real or Bogus wins (rubin outranks oxford).
+UNION_DROP = "drop"
+UNION_FIRST = "first"
+UNION_POLICIES = (UNION_DROP, UNION_FIRST)
+DEFAULT_UNION_POLICY = UNION_DROP
 STAMP_KINDS = ("template", "science", "difference")
 
 # The origin handles of the Rubin Difference Detectives sample (DMTN-337, table 3), plus
@@ -53,3 +71,22 @@ class Rejection:
 
     source: str
     reason: str
+
+
+def union_label(labels: Sequence[str], policy: str) -> tuple[str | None, bool]:
+    """One subject's label in a union of reference sets, and whether the sets conflict.
+
+    `labels` are the labels the sets give the subject, in the union's order (the first-named
+    set first), leaving out sets that do not label it. Unsure labels are ignored: a set that
+    is unsure has no opinion, so it neither conflicts nor wins.
+    """
+    if policy not in UNION_POLICIES:
+        raise ValueError(f"union policy must be one of {', '.join(UNION_POLICIES)}, "
+                         f"got {policy!r}")
+    counted = [label for label in labels if label in COUNTED_REFERENCE_LABELS]
+    if not counted:
+        return None, False
+    conflict = len(set(counted)) > 1
+    if conflict and policy == UNION_DROP:
+        return None, True
+    return counted[0], conflict

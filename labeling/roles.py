@@ -27,6 +27,11 @@ def can_see_subject_truth(user: AbstractBaseUser | AnonymousUser) -> bool:
     return user.is_authenticated and (user.is_staff or is_expert(user) or is_ml_team(user))
 
 
+def can_use_label_sets(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Label sets carry reference labels and origins: the ML team and staff only."""
+    return user.is_authenticated and (user.is_staff or is_ml_team(user))
+
+
 def can_read_reference_labels(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Reference labels reach the ML team only through a label-set export."""
     return user.is_authenticated and (user.is_staff or is_expert(user))

@@ -5,24 +5,29 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 
 from labeling import rendering, rules, stamps
 from labeling.errors import InvalidInput, NotFound
 from labeling.models import (
     Classification,
+    ExpertTeam,
     ReferenceLabel,
+    ReferenceLabelChange,
+    ReferenceSet,
     Subject,
     SubjectWorkflowStatus,
     Volunteer,
     Workflow,
 )
-from labeling.records import ANSWERS, STAMP_KINDS
+from labeling.records import ANSWERS, COUNTED_REFERENCE_LABELS, STAMP_KINDS
 
 MAX_QUEUE_SIZE = 50
 # The tutorial shows this many reference subjects of each answer, with the experts' label.
@@ -90,8 +95,10 @@ def subject_queue(
 
 
 def _any_explained(subject_ids: list[int]) -> bool:
-    # By subject id alone, so the plan is always the index on it: a handful of rows.
-    labels = ReferenceLabel.objects.filter(subject_id__in=subject_ids)
+    # By subject id, so the plan is always the index on it: a handful of rows.
+    labels = ReferenceLabel.objects.filter(
+        subject_id__in=subject_ids, label__in=COUNTED_REFERENCE_LABELS
+    )
     return any(labels.values_list("explanation", flat=True))
 
 
@@ -103,7 +110,12 @@ def workflow_finished(workflow: Workflow) -> bool:
     return not _servable(workflow).exclude(_IS_REFERENCE).exists()
 
 
-_IS_REFERENCE = Exists(ReferenceLabel.objects.filter(subject_id=OuterRef("subject_id")))
+# A gold subject: one some set labels Real or Bogus (an Unsure label alone is no truth).
+_IS_REFERENCE = Exists(
+    ReferenceLabel.objects.filter(
+        subject_id=OuterRef("subject_id"), label__in=COUNTED_REFERENCE_LABELS
+    )
+)
 
 
 def _servable(workflow: Workflow) -> QuerySet[SubjectWorkflowStatus]:
@@ -224,7 +236,7 @@ def reference_feedback(*, workflow_id: int, subject_id: int) -> ReferenceFeedbac
     if not Workflow.objects.filter(pk=workflow_id, feedback_enabled=True).exists():
         return None
     labels = list(
-        ReferenceLabel.objects.filter(subject_id=subject_id)
+        ReferenceLabel.objects.filter(subject_id=subject_id, label__in=COUNTED_REFERENCE_LABELS)
         .order_by("pk")
         .values_list("label", "explanation")
     )
@@ -232,3 +244,119 @@ def reference_feedback(*, workflow_id: int, subject_id: int) -> ReferenceFeedbac
         return None
     label, explanation = next(((lab, exp) for lab, exp in labels if exp), labels[0])
     return ReferenceFeedback(label=label, explanation=explanation)
+
+
+# --- reference sets, for experts -----------------------------------------------------------
+
+
+def reference_set_get(set_id: int) -> ReferenceSet:
+    try:
+        return ReferenceSet.objects.select_related("team").get(pk=set_id)
+    except ReferenceSet.DoesNotExist:
+        raise NotFound(f"reference set {set_id} does not exist") from None
+
+
+def subject_get(subject_id: int) -> Subject:
+    try:
+        return Subject.objects.get(pk=subject_id)
+    except Subject.DoesNotExist:
+        raise NotFound(f"subject {subject_id} does not exist") from None
+
+
+def expert_team_get(name: str) -> ExpertTeam:
+    try:
+        return ExpertTeam.objects.select_related("group").get(name=name)
+    except ExpertTeam.DoesNotExist:
+        raise NotFound(f"expert team {name!r} does not exist") from None
+
+
+def user_get(username: str):
+    try:
+        return get_user_model().objects.get(username=username)
+    except get_user_model().DoesNotExist:
+        raise NotFound(f"no user {username!r}") from None
+
+
+def reference_label_history(
+    reference_set: ReferenceSet, subject: Subject
+) -> QuerySet[ReferenceLabelChange]:
+    """Every change of one subject's label in one set, oldest first."""
+    return (
+        ReferenceLabelChange.objects.filter(reference_set=reference_set, subject=subject)
+        .select_related("expert")
+        .order_by("changed_at", "pk")
+    )
+
+
+@dataclass(frozen=True)
+class SetLabel:
+    reference_set: str
+    team: str
+    label: str
+    explanation: str
+    expert: str | None
+    updated_at: datetime
+
+
+def subject_reference_labels(subject_id: int) -> list[SetLabel]:
+    """Every reference set's label for one subject (Unsure included), by set name."""
+    rows = (
+        ReferenceLabel.objects.filter(subject_id=subject_id)
+        .select_related("reference_set__team", "expert")
+        .order_by("reference_set__name")
+    )
+    return [
+        SetLabel(row.reference_set.name, row.reference_set.team.name, row.label,
+                 row.explanation, row.expert.username if row.expert else None, row.updated_at)
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    subject_id: int
+    label: str  # this set's
+    other_set: str
+    other_team: str
+    other_label: str
+    other_expert: str | None
+
+
+def reference_disagreements(reference_set: ReferenceSet) -> list[Disagreement]:
+    """Where other teams' sets label this set's subjects differently (Unsure against a label
+    counts: the other team could not confirm it), by subject, then other set."""
+    this_label = ReferenceLabel.objects.filter(
+        reference_set=reference_set, subject_id=OuterRef("subject_id")
+    ).values("label")
+    rows = (
+        ReferenceLabel.objects.filter(
+            subject_id__in=reference_set.labels.values("subject_id")
+        )
+        .exclude(reference_set__team_id=reference_set.team_id)
+        .annotate(this_label=Subquery(this_label))
+        .exclude(label=F("this_label"))
+        .select_related("reference_set__team", "expert")
+        .order_by("subject_id", "reference_set__name")
+    )
+    return [
+        Disagreement(row.subject_id, row.this_label, row.reference_set.name,
+                     row.reference_set.team.name, row.label,
+                     row.expert.username if row.expert else None)
+        for row in rows
+    ]
+
+
+def reference_labels_export_rows(reference_set: ReferenceSet):
+    """The set's labels as rows of `reference_csv.EXPORT_COLUMNS` values, by subject id,
+    streamed from the database."""
+    rows = (
+        ReferenceLabel.objects.filter(reference_set=reference_set)
+        .order_by("subject_id")
+        .values_list("subject_id", "subject__external_id", "subject__origin", "label",
+                     "expert__username", "explanation", "updated_at")
+    )
+    for subject_id, external_id, origin, label, expert, explanation, updated_at in rows.iterator(
+        chunk_size=2000
+    ):
+        yield (subject_id, external_id, origin, label, expert or "", explanation,
+               updated_at.isoformat())

@@ -10,10 +10,12 @@ from datetime import datetime
 from itertools import islice
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -27,6 +29,7 @@ from labeling.models import (
     NotCounted,
     Project,
     ReferenceLabel,
+    ReferenceLabelChange,
     ReferenceSet,
     Subject,
     SubjectSet,
@@ -34,7 +37,21 @@ from labeling.models import (
     Volunteer,
     Workflow,
 )
-from labeling.records import ANSWERS, Rejection, SubjectRecord
+from labeling.records import (
+    ANSWERS,
+    COUNTED_REFERENCE_LABELS,
+    EXPLANATION_MAX_LENGTH,
+    REFERENCE_LABELS,
+    Rejection,
+    SubjectRecord,
+)
+from labeling.reference_csv import (
+    EXTERNAL_ID,
+    SUBJECT_ID,
+    ReferenceCsv,
+    ReferenceRow,
+    RowProblem,
+)
 
 INGEST_BATCH = 500
 
@@ -70,6 +87,12 @@ def workflow_create(
             raise InvalidInput("; ".join(exc.messages)) from exc
         workflow.save()
     return workflow
+
+
+def subject_set_get_or_create(*, project: Project, name: str) -> SubjectSet:
+    """A subject set of the project, linked to no workflow: its subjects are never served."""
+    subject_set, _ = SubjectSet.objects.get_or_create(project=project, name=name)
+    return subject_set
 
 
 def subject_set_attach(*, workflow: Workflow, name: str) -> SubjectSet:
@@ -381,7 +404,9 @@ def _locked_status(submission: _Submission) -> SubjectWorkflowStatus:
             .select_related("workflow")
             .annotate(
                 is_reference=Exists(
-                    ReferenceLabel.objects.filter(subject_id=OuterRef("subject_id"))
+                    ReferenceLabel.objects.filter(
+                        subject_id=OuterRef("subject_id"), label__in=COUNTED_REFERENCE_LABELS
+                    )
                 )
             )
             .get(workflow_id=submission.workflow_id, subject_id=submission.subject_id)
@@ -454,33 +479,405 @@ def reference_set_get_or_create(*, name: str, team: ExpertTeam) -> ReferenceSet:
     return reference_set
 
 
-def reference_label_set(
-    *, reference_set: ReferenceSet, subject: Subject, label: str, expert=None
-) -> ReferenceLabel:
-    """Set a subject's label in a reference set. An expert may only write their team's set."""
-    _require_answer(label, "label")
+@dataclass(frozen=True)
+class ReferenceLabelWrite:
+    label: ReferenceLabel
+    outcome: str  # one of LABEL_OUTCOMES
+
+
+LABEL_CREATED, LABEL_CHANGED, LABEL_UNCHANGED = "created", "changed", "unchanged"
+LABEL_OUTCOMES = (LABEL_CREATED, LABEL_CHANGED, LABEL_UNCHANGED)
+
+
+def reference_label_write(
+    *,
+    reference_set: ReferenceSet,
+    subject: Subject,
+    label: str,
+    expert=None,
+    explanation: str = "",
+    source: str = ReferenceLabelChange.Source.API,
+) -> ReferenceLabelWrite:
+    """Set a subject's label and explanation in a reference set, and record the change.
+
+    An expert may only write their team's set. The label row is locked while it changes, so
+    two experts changing one label at once are both recorded, one after the other. Setting
+    the label and explanation it already has changes and records nothing.
+    """
+    _require_reference_label(label)
+    _require_explanation(explanation)
+    if source not in ReferenceLabelChange.Source.values:
+        raise InvalidInput(f"source must be one of {', '.join(ReferenceLabelChange.Source.values)}")
     if expert is not None and reference_set.team.name not in roles.expert_team_names(expert):
         raise Forbidden(f"reference set {reference_set.name!r} is not one of your team's")
-    reference_label, _ = ReferenceLabel.objects.update_or_create(
-        reference_set=reference_set, subject=subject, defaults={"label": label, "expert": expert}
+    wanted = _WantedLabel(subject.pk, label, explanation, expert.pk if expert else None)
+    try:
+        return _reference_label_write_once(reference_set, wanted, source)
+    except IntegrityError:
+        # Another expert created this label between our look and our insert: it exists now,
+        # so this write becomes a change of it.
+        return _reference_label_write_once(reference_set, wanted, source)
+
+
+def reference_label_set(
+    *,
+    reference_set: ReferenceSet,
+    subject: Subject,
+    label: str,
+    expert=None,
+    explanation: str = "",
+    source: str = ReferenceLabelChange.Source.API,
+) -> ReferenceLabel:
+    """`reference_label_write`, returning the label only (the review page's contract)."""
+    return reference_label_write(
+        reference_set=reference_set, subject=subject, label=label, expert=expert,
+        explanation=explanation, source=source,
+    ).label
+
+
+@dataclass(frozen=True)
+class _WantedLabel:
+    subject_id: int
+    label: str
+    explanation: str
+    expert_id: int | None
+
+
+def _reference_label_write_once(
+    reference_set: ReferenceSet, wanted: _WantedLabel, source: str
+) -> ReferenceLabelWrite:
+    with transaction.atomic():
+        current = (
+            ReferenceLabel.objects.select_for_update()
+            .filter(reference_set=reference_set, subject_id=wanted.subject_id)
+            .first()
+        )
+        if current is not None and not _differs(current, wanted):
+            return ReferenceLabelWrite(current, LABEL_UNCHANGED)
+        now = timezone.now()
+        change = _change_row(reference_set, current, wanted, source, now)
+        if current is None:
+            current = ReferenceLabel.objects.create(
+                reference_set=reference_set, subject_id=wanted.subject_id, label=wanted.label,
+                explanation=wanted.explanation, expert_id=wanted.expert_id, updated_at=now,
+            )
+            outcome = LABEL_CREATED
+        else:
+            _apply(current, wanted, now)
+            current.save(update_fields=_CHANGED_FIELDS)
+            outcome = LABEL_CHANGED
+        change.save()
+    return ReferenceLabelWrite(current, outcome)
+
+
+_CHANGED_FIELDS = ["label", "explanation", "expert", "updated_at"]
+
+
+def _differs(current: ReferenceLabel, wanted: _WantedLabel) -> bool:
+    """A real change: the label or its explanation. Who confirms an unchanged label is not."""
+    return (current.label, current.explanation) != (wanted.label, wanted.explanation)
+
+
+def _apply(current: ReferenceLabel, wanted: _WantedLabel, now: datetime) -> None:
+    current.label, current.explanation = wanted.label, wanted.explanation
+    current.expert_id, current.updated_at = wanted.expert_id, now
+
+
+def _change_row(
+    reference_set: ReferenceSet, current: ReferenceLabel | None, wanted: _WantedLabel,
+    source: str, now: datetime,
+) -> ReferenceLabelChange:
+    return ReferenceLabelChange(
+        reference_set=reference_set, subject_id=wanted.subject_id, expert_id=wanted.expert_id,
+        old_label=current.label if current else "",
+        old_explanation=current.explanation if current else "",
+        new_label=wanted.label, new_explanation=wanted.explanation,
+        source=source, changed_at=now,
     )
-    return reference_label
+
+
+def _require_reference_label(label: str) -> None:
+    if label not in REFERENCE_LABELS:
+        raise InvalidInput(f"label must be one of {', '.join(REFERENCE_LABELS)}, got {label!r}")
+
+
+def _require_explanation(explanation: str) -> None:
+    if len(explanation) > EXPLANATION_MAX_LENGTH:
+        raise InvalidInput(f"explanation must be at most {EXPLANATION_MAX_LENGTH} characters")
+
+
+def _reference_labels_write(
+    reference_set: ReferenceSet,
+    wanted: list[_WantedLabel],
+    *,
+    source: str,
+    keep_existing: bool,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Many labels of one set at once, in the caller's transaction, each change recorded as
+    `reference_label_write` records it. Returns how many were created, changed, unchanged.
+
+    The set's existing labels for these subjects are locked a chunk at a time before they are
+    compared. With `keep_existing`, a label the set already has is left as it is.
+    """
+    counts = dict.fromkeys(LABEL_OUTCOMES, 0)
+    now = timezone.now()
+    for start in range(0, len(wanted), _LABEL_CHUNK):
+        chunk = wanted[start : start + _LABEL_CHUNK]
+        existing = {
+            label.subject_id: label
+            for label in ReferenceLabel.objects.select_for_update().filter(
+                reference_set=reference_set, subject_id__in=[w.subject_id for w in chunk]
+            )
+        }
+        new, changed, changes = [], [], []
+        for item in chunk:
+            current = existing.get(item.subject_id)
+            if current is not None and (keep_existing or not _differs(current, item)):
+                counts[LABEL_UNCHANGED] += 1
+                continue
+            changes.append(_change_row(reference_set, current, item, source, now))
+            if current is None:
+                new.append(ReferenceLabel(
+                    reference_set=reference_set, subject_id=item.subject_id, label=item.label,
+                    explanation=item.explanation, expert_id=item.expert_id, updated_at=now,
+                ))
+            else:
+                _apply(current, item, now)
+                changed.append(current)
+        ReferenceLabel.objects.bulk_create(new)
+        ReferenceLabel.objects.bulk_update(changed, _CHANGED_FIELDS)
+        ReferenceLabelChange.objects.bulk_create(changes)
+        counts[LABEL_CREATED] += len(new)
+        counts[LABEL_CHANGED] += len(changed)
+        if on_progress:
+            on_progress(len(chunk))
+    return counts
+
+
+# Under SQLite's limit on query variables.
+_LABEL_CHUNK = 500
 
 
 def reference_labels_bulk_create(
-    reference_set: ReferenceSet, labels: Iterable[tuple[int, str]]
+    reference_set: ReferenceSet,
+    labels: Iterable[tuple[int, str]],
+    *,
+    source: str = ReferenceLabelChange.Source.IMPORT,
 ) -> int:
     """Labels from an import or the simulator, (subject id, label) pairs, in one transaction.
 
     Subjects the set already labels keep their label; returns how many labels were added.
     """
-    rows = []
+    wanted: dict[int, _WantedLabel] = {}
     for subject_id, label in labels:
-        _require_answer(label, "label")
-        rows.append(ReferenceLabel(reference_set=reference_set, subject_id=subject_id, label=label))
+        _require_reference_label(label)
+        wanted.setdefault(subject_id, _WantedLabel(subject_id, label, "", None))
     with transaction.atomic():
-        before = reference_set.labels.count()
-        ReferenceLabel.objects.bulk_create(rows, ignore_conflicts=True)
-        return reference_set.labels.count() - before
+        counts = _reference_labels_write(
+            reference_set, list(wanted.values()), source=source, keep_existing=True
+        )
+    return counts[LABEL_CREATED]
 
 
+# --- reference label import ----------------------------------------------------------------
+
+
+@dataclass
+class ReferenceImportReport:
+    reference_set: str
+    set_created: bool = False
+    dry_run: bool = False
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LABEL_OUTCOMES, 0))
+    problems: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def written(self) -> bool:
+        return self.ok and not self.dry_run
+
+
+def reference_labels_import(
+    parsed: ReferenceCsv,
+    *,
+    set_name: str,
+    team_name: str | None = None,
+    project_name: str | None = None,
+    dry_run: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> ReferenceImportReport:
+    """Import a parsed reference-label file into a set: all of it, or nothing.
+
+    Every row is checked first (the file's own problems come in `parsed`; here: unknown
+    subjects, external ids in several projects, unknown experts, experts outside the set's
+    team). With any problem, or a dry run, nothing is written, not even a new set; the report
+    still counts what would have been created, changed and left unchanged. Errors that concern
+    the whole import (no such team or project, a set of another team) raise.
+    """
+    project = _project_named(project_name) if project_name else None
+    report = ReferenceImportReport(reference_set=set_name, dry_run=dry_run,
+                                   problems=list(parsed.problems))
+    with transaction.atomic():
+        reference_set, report.set_created = _import_target_set(set_name, team_name)
+        wanted = _import_rows_resolve(parsed, reference_set, project, report.problems)
+        report.problems.sort(key=lambda problem: problem.row)
+        if report.ok:
+            report.counts = _reference_labels_write(
+                reference_set, wanted, source=ReferenceLabelChange.Source.IMPORT,
+                keep_existing=False, on_progress=on_progress,
+            )
+        if not report.written:
+            transaction.set_rollback(True)
+    return report
+
+
+def _project_named(name: str) -> Project:
+    try:
+        return Project.objects.get(name=name)
+    except Project.DoesNotExist:
+        known = ", ".join(Project.objects.order_by("name").values_list("name", flat=True))
+        raise NotFound(f"no project {name!r} (known: {known or 'none'})") from None
+
+
+def _import_target_set(set_name: str, team_name: str | None) -> tuple[ReferenceSet, bool]:
+    reference_set = (
+        ReferenceSet.objects.select_related("team").select_for_update().filter(name=set_name)
+        .first()
+    )
+    if reference_set is not None:
+        if team_name and reference_set.team.name != team_name:
+            raise Conflict(f"reference set {set_name!r} belongs to team "
+                           f"{reference_set.team.name!r}, not {team_name!r}")
+        return reference_set, False
+    if not team_name:
+        raise InvalidInput(f"no reference set {set_name!r}: give --team to create it")
+    try:
+        validate_slug(set_name)
+    except ValidationError:
+        raise InvalidInput(f"reference set name {set_name!r}: use letters, digits, - and _"
+                           ) from None
+    team = ExpertTeam.objects.filter(name=team_name).first()
+    if team is None:
+        known = ", ".join(ExpertTeam.objects.order_by("name").values_list("name", flat=True))
+        raise NotFound(f"no expert team {team_name!r} (known: {known or 'none'}); "
+                       "staff create teams in the admin")
+    return ReferenceSet.objects.create(name=set_name, team=team), True
+
+
+def _import_rows_resolve(
+    parsed: ReferenceCsv, reference_set: ReferenceSet, project: Project | None,
+    problems: list[RowProblem],
+) -> list[_WantedLabel]:
+    subjects = _import_subjects(parsed, project)
+    experts = _import_experts(parsed, reference_set.team)
+    wanted, row_of_subject = [], {}
+    for row in parsed.rows:
+        try:
+            subject_id = _import_subject_of(row, parsed.key, subjects, project)
+            expert_id = _import_expert_of(row, reference_set.team, experts)
+        except InvalidInput as exc:
+            problems.append(RowProblem(row.row, exc.message))
+            continue
+        if subject_id in row_of_subject:
+            problems.append(RowProblem(row.row, f"duplicate subject {subject_id}: already on "
+                                                f"row {row_of_subject[subject_id]}"))
+            continue
+        row_of_subject[subject_id] = row.row
+        wanted.append(_WantedLabel(subject_id, row.label, row.explanation, expert_id))
+    return wanted
+
+
+_SubjectMatch = tuple[int, str, str]  # subject id, external id, project name
+
+
+def _import_subjects(
+    parsed: ReferenceCsv, project: Project | None
+) -> dict[int | str, list[_SubjectMatch]]:
+    """The subjects the rows name, by the file's key (subject id or external id)."""
+    by_id = parsed.key == SUBJECT_ID
+    keys = [row.subject_id if by_id else row.external_id for row in parsed.rows]
+    found: dict[int | str, list[_SubjectMatch]] = {}
+    for start in range(0, len(keys), _LABEL_CHUNK):
+        chunk = keys[start : start + _LABEL_CHUNK]
+        rows = Subject.objects.filter(pk__in=chunk) if by_id else Subject.objects.filter(
+            external_id__in=chunk
+        )
+        if project is not None:
+            rows = rows.filter(project=project)
+        for pk, external_id, project_name in rows.values_list("pk", "external_id",
+                                                              "project__name"):
+            found.setdefault(pk if by_id else external_id, []).append(
+                (pk, external_id, project_name)
+            )
+    return found
+
+
+def _import_subject_of(
+    row: ReferenceRow, key: str, subjects: dict[int | str, list[_SubjectMatch]],
+    project: Project | None,
+) -> int:
+    where = f" in project {project.name!r}" if project else ""
+    if key == SUBJECT_ID:
+        matches = subjects.get(row.subject_id, [])
+        if not matches:
+            raise InvalidInput(f"unknown subject: no subject id {row.subject_id}{where}")
+        subject_id, external_id, _ = matches[0]
+        if row.external_id and row.external_id != external_id:
+            raise InvalidInput(f"subject {subject_id} has external id {external_id!r}, "
+                               f"not {row.external_id!r}")
+        return subject_id
+    matches = subjects.get(row.external_id, [])
+    if not matches:
+        raise InvalidInput(f"unknown subject: no {EXTERNAL_ID} {row.external_id!r}{where}")
+    if len(matches) > 1:
+        projects = ", ".join(sorted(name for _, _, name in matches))
+        raise InvalidInput(f"external id {row.external_id!r} is in several projects "
+                           f"({projects}): give --project")
+    return matches[0][0]
+
+
+def _import_experts(parsed: ReferenceCsv, team: ExpertTeam) -> dict[str, tuple[int, bool]]:
+    """(user id, whether in the team) by user name, for the experts the rows name."""
+    names = {row.expert for row in parsed.rows if row.expert}
+    members = set(team.group.user_set.filter(username__in=names).values_list("pk", flat=True))
+    users = get_user_model().objects.filter(username__in=names).values_list("username", "pk")
+    return {name: (pk, pk in members) for name, pk in users}
+
+
+def _import_expert_of(
+    row: ReferenceRow, team: ExpertTeam, experts: dict[str, tuple[int, bool]]
+) -> int | None:
+    """The row's expert's user id; None when the row names no expert."""
+    if not row.expert:
+        return None
+    if row.expert not in experts:
+        raise InvalidInput(f"unknown expert {row.expert!r}")
+    user_id, in_team = experts[row.expert]
+    if not in_team:
+        raise InvalidInput(f"expert {row.expert!r} is not in team {team.name!r}")
+    return user_id
+
+
+# --- expert team membership ----------------------------------------------------------------
+
+
+def expert_team_member_add(*, team: ExpertTeam, user) -> bool:
+    """Make a user an expert of a team; False when they already were."""
+    if team.group.user_set.filter(pk=user.pk).exists():
+        return False
+    team.group.user_set.add(user)
+    return True
+
+
+def expert_team_member_remove(*, team: ExpertTeam, user) -> None:
+    if not team.group.user_set.filter(pk=user.pk).exists():
+        raise NotFound(f"{user.username!r} is not in team {team.name!r}")
+    team.group.user_set.remove(user)
+
+
+def expert_team_members_set(*, team: ExpertTeam, users: Iterable) -> None:
+    """The team's experts become exactly `users` (the admin's member list)."""
+    team.group.user_set.set(users)

@@ -82,6 +82,9 @@ ORIGIN_PROPORTIONS: Mapping[str, float] = {
     "tns": 0.01,
 }
 
+# The subject metadata key where the simulator stores each subject's truth ("real"/"bogus").
+TRUTH_METADATA_KEY = "sim_truth"
+
 KIND_TRUTH: Mapping[str, str] = {
     "transient": "real",
     "variable": "real",

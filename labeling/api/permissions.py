@@ -15,3 +15,10 @@ class CanReadReferenceLabels(BasePermission):
 
     def has_permission(self, request, view):
         return roles.can_read_reference_labels(request.user)
+
+
+class IsStaff(BasePermission):
+    message = "Only staff manage expert teams."
+
+    def has_permission(self, request, view):
+        return bool(request.user.is_authenticated and request.user.is_staff)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
-from labeling.models import ReferenceLabel, ReferenceSet, Subject, Workflow
-from labeling.records import ANSWERS, STAMP_KINDS
+from labeling.models import ReferenceLabel, ReferenceLabelChange, ReferenceSet, Subject, Workflow
+from labeling.records import ANSWERS, EXPLANATION_MAX_LENGTH, REFERENCE_LABELS, STAMP_KINDS
 from labeling.selectors import MAX_QUEUE_SIZE
 
 
@@ -144,9 +144,42 @@ class ReferenceLabelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ReferenceLabel
-        fields = ["subject", "label", "expert", "created_at"]
+        fields = ["subject", "label", "explanation", "expert", "created_at", "updated_at"]
 
 
 class ReferenceLabelWriteSerializer(serializers.Serializer):
     subject = serializers.IntegerField(min_value=1)
-    label = serializers.ChoiceField(choices=ANSWERS)
+    label = serializers.ChoiceField(
+        choices=REFERENCE_LABELS, help_text="unsure is kept but never counts as reference truth"
+    )
+    explanation = serializers.CharField(
+        max_length=EXPLANATION_MAX_LENGTH, allow_blank=True, default="",
+        help_text="replaces the label's explanation (shown to volunteers as feedback)",
+    )
+    source = serializers.ChoiceField(
+        choices=[ReferenceLabelChange.Source.API, ReferenceLabelChange.Source.REVIEW],
+        default=ReferenceLabelChange.Source.API,
+        help_text="where the expert labelled: recorded in the label's history",
+    )
+
+
+class ReferenceLabelChangeSerializer(serializers.ModelSerializer):
+    expert = serializers.CharField(source="expert.username", default=None)
+
+    class Meta:
+        model = ReferenceLabelChange
+        fields = ["old_label", "new_label", "old_explanation", "new_explanation", "expert",
+                  "source", "changed_at"]
+
+
+class DisagreementSerializer(serializers.Serializer):
+    subject = serializers.IntegerField(source="subject_id")
+    label = serializers.CharField(help_text="this set's label")
+    other_set = serializers.CharField()
+    other_team = serializers.CharField()
+    other_label = serializers.CharField()
+    other_expert = serializers.CharField(allow_null=True)
+
+
+class TeamMemberSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)

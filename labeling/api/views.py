@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Count
-from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.decorators import method_decorator
 from django.utils.http import quote_etag
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -16,9 +15,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import selectors, services
+from labeling import reference_csv, selectors, services
 from labeling.api import serializers as s
-from labeling.api.permissions import CanReadReferenceLabels, CanSeeSubjectTruth
+from labeling.api.permissions import CanReadReferenceLabels, CanSeeSubjectTruth, IsStaff
 from labeling.errors import LabelingError
 from labeling.models import ReferenceSet, Subject, Workflow
 from labeling.rendering import STRETCH_VERSION
@@ -184,23 +183,101 @@ class ReferenceSetListView(generics.ListAPIView):
 
 
 class ReferenceLabelListCreateView(generics.ListAPIView):
+    """A set's labels (staff and experts of any team read); its team's experts write."""
+
     permission_classes = [CanReadReferenceLabels]
     serializer_class = s.ReferenceLabelSerializer
 
     def get_queryset(self):
-        reference_set = get_object_or_404(ReferenceSet, pk=self.kwargs["set_id"])
+        reference_set = selectors.reference_set_get(self.kwargs["set_id"])
         return reference_set.labels.select_related("expert").order_by("pk")
 
-    @extend_schema(request=s.ReferenceLabelWriteSerializer, responses=s.ReferenceLabelSerializer)
+    @extend_schema(
+        request=s.ReferenceLabelWriteSerializer,
+        responses={201: s.ReferenceLabelSerializer, 200: s.ReferenceLabelSerializer},
+    )
     def post(self, request, set_id: int):
+        """201 when the label is new, 200 when it changed or already was so."""
         data = s.ReferenceLabelWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        reference_set = get_object_or_404(ReferenceSet.objects.select_related("team"), pk=set_id)
-        subject = get_object_or_404(Subject, pk=data.validated_data["subject"])
-        label = services.reference_label_set(
-            reference_set=reference_set,
-            subject=subject,
+        written = services.reference_label_write(
+            reference_set=selectors.reference_set_get(set_id),
+            subject=selectors.subject_get(data.validated_data["subject"]),
             label=data.validated_data["label"],
+            explanation=data.validated_data["explanation"],
             expert=request.user,
+            source=data.validated_data["source"],
         )
-        return Response(s.ReferenceLabelSerializer(label).data, status=status.HTTP_201_CREATED)
+        created = written.outcome == services.LABEL_CREATED
+        return Response(
+            s.ReferenceLabelSerializer(written.label).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class ReferenceLabelHistoryView(generics.ListAPIView):
+    """Every change of one subject's label in a set, oldest first."""
+
+    permission_classes = [CanReadReferenceLabels]
+    serializer_class = s.ReferenceLabelChangeSerializer
+
+    def get_queryset(self):
+        return selectors.reference_label_history(
+            selectors.reference_set_get(self.kwargs["set_id"]),
+            selectors.subject_get(self.kwargs["subject_id"]),
+        )
+
+
+class ReferenceDisagreementsView(APIView):
+    """Where other teams' sets label this set's subjects differently."""
+
+    permission_classes = [CanReadReferenceLabels]
+
+    @extend_schema(responses=s.DisagreementSerializer(many=True))
+    def get(self, request, set_id: int):
+        rows = selectors.reference_disagreements(selectors.reference_set_get(set_id))
+        return Response(s.DisagreementSerializer(rows, many=True).data)
+
+
+class ReferenceLabelsCsvView(APIView):
+    """The set's labels as CSV, streamed; `import_reference_labels` reads it back."""
+
+    permission_classes = [CanReadReferenceLabels]
+
+    @extend_schema(responses={(200, "text/csv"): str})
+    def get(self, request, set_id: int):
+        reference_set = selectors.reference_set_get(set_id)
+        response = StreamingHttpResponse(
+            reference_csv.csv_lines(selectors.reference_labels_export_rows(reference_set)),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="{reference_set.name}-reference-labels.csv"'
+        )
+        return response
+
+
+class TeamMembersView(APIView):
+    """Staff add (POST) and remove (DELETE) a team's experts by user name."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=s.TeamMemberSerializer,
+                   responses={201: s.TeamMemberSerializer, 200: s.TeamMemberSerializer})
+    def post(self, request, team_name: str):
+        team, user = self._team_and_user(request, team_name)
+        added = services.expert_team_member_add(team=team, user=user)
+        return Response({"username": user.username},
+                        status=status.HTTP_201_CREATED if added else status.HTTP_200_OK)
+
+    @extend_schema(request=s.TeamMemberSerializer, responses={204: None})
+    def delete(self, request, team_name: str):
+        team, user = self._team_and_user(request, team_name)
+        services.expert_team_member_remove(team=team, user=user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _team_and_user(self, request, team_name: str):
+        data = s.TeamMemberSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return (selectors.expert_team_get(team_name),
+                selectors.user_get(data.validated_data["username"]))

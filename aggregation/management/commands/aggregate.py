@@ -7,6 +7,7 @@ from aggregation.swap.baselines import crowdkit_dawid_skene
 from labeling.errors import LabelingError
 from labeling.management.commands._progress import progress_bar
 from labeling.models import Workflow
+from labeling.records import DEFAULT_UNION_POLICY, UNION_DROP, UNION_POLICIES
 
 
 class Command(BaseCommand):
@@ -19,6 +20,11 @@ class Command(BaseCommand):
         parser.add_argument("--workflow", required=True, help="workflow slug")
         parser.add_argument("--reference-sets", required=True,
                             help="reference set names: rubin, or a union rubin+oxford")
+        parser.add_argument("--union-policy", default=DEFAULT_UNION_POLICY, choices=UNION_POLICIES,
+                            help="how a union settles a subject its sets label differently: "
+                            "drop (it calibrates nobody; the default) or first (the first-named "
+                            "set wins: in rubin+oxford, rubin); either way it is listed as a "
+                            "conflict")
         parser.add_argument("--mode", default="batch", choices=AggregationRun.Mode.values,
                             help="batch (final skills), online (skill at each answer's time; "
                             "becomes the live run), em (skills and the prior also learned from "
@@ -53,7 +59,8 @@ class Command(BaseCommand):
                 skill_strength=options["skill_strength"],
             )
             run = services.run_create(workflow=workflow, reference_sets=reference_sets,
-                                      mode=options["mode"], params=params)
+                                      mode=options["mode"], params=params,
+                                      union_policy=options["union_policy"])
         except LabelingError as exc:
             raise CommandError(exc.message) from None
         if options["queue"]:
@@ -79,8 +86,11 @@ class Command(BaseCommand):
         out.write(format_breakdown([BreakdownRow(**row) for row in run.summary["breakdown"]]))
         conflicts = run.summary.get("reference_conflicts", [])
         if conflicts:
-            out.write(f"{len(conflicts)} subjects dropped: the reference sets disagree on them "
-                      f"(e.g. {', '.join(map(str, conflicts[:5]))})")
+            policy = selectors.run_union_policy(run)
+            settled = ("dropped from the union" if policy == UNION_DROP
+                       else "given the first-named set's label")
+            out.write(f"{len(conflicts)} subjects the reference sets disagree on, {settled} "
+                      f"(union policy {policy}; e.g. {', '.join(map(str, conflicts[:5]))})")
         if "em" in run.summary:
             em = run.summary["em"]
             out.write(f"EM: {em['iterations']} iterations, "
@@ -106,7 +116,9 @@ class Command(BaseCommand):
 
     def _dawid_skene(self, run: AggregationRun) -> dict:
         data = selectors.classification_data(run.workflow_id)
-        reference = selectors.reference_truth(data.subject_ids, run.reference_sets.all())
+        reference = selectors.reference_truth(
+            data.subject_ids, selectors.run_reference_sets(run), selectors.run_union_policy(run)
+        )
         truth = selectors.simulated_truth(run.workflow, data.subject_ids)
         try:
             labels = crowdkit_dawid_skene(data.table)
