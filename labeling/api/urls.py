@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from labeling.api import views
 
@@ -34,4 +34,22 @@ urlpatterns = [
         views.ReferenceLabelListCreateView.as_view(),
         name="reference-label-list",
     ),
+    path(
+        "reference-sets/<int:set_id>/labels/<int:subject_id>/history/",
+        views.ReferenceLabelHistoryView.as_view(),
+        name="reference-label-history",
+    ),
+    path(
+        "reference-sets/<int:set_id>/labels.csv",
+        views.ReferenceLabelsCsvView.as_view(),
+        name="reference-labels-csv",
+    ),
+    path(
+        "reference-sets/<int:set_id>/disagreements/",
+        views.ReferenceDisagreementsView.as_view(),
+        name="reference-disagreements",
+    ),
+    path("teams/<slug:team_name>/members/", views.TeamMembersView.as_view(),
+         name="team-members"),
+    path("reference-agreement/", include("labeling.api.agreement_urls")),
 ]

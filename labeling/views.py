@@ -1,0 +1,76 @@
+"""The reference-set pages, for staff and experts: the sets, their class balance, agreement."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from labeling import roles
+from labeling.agreement import core, plots, selectors
+from labeling.models import ReferenceSet
+
+
+def reference_readers_only(view):
+    """Anonymous visitors are sent to sign in; signed-in users who may not read reference
+    labels (volunteers, the ML team) get 403, since signing in again would not help."""
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not roles.can_read_reference_labels(request.user):
+            raise PermissionDenied("reference labels are for staff and experts")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+@require_GET
+@reference_readers_only
+def reference_set_list(request):
+    summaries = selectors.set_summaries(selectors.reference_sets_named(None))
+    return render(request, "labeling/reference_set_list.html", {
+        "summaries": summaries, "categories": core.CATEGORIES,
+    })
+
+
+@require_GET
+@reference_readers_only
+def reference_set_detail(request, set_id: int):
+    reference_set = get_object_or_404(ReferenceSet.objects.select_related("team"), pk=set_id)
+    [summary] = selectors.set_summaries([reference_set])
+    return render(request, "labeling/reference_set_detail.html", {
+        "summary": summary, "categories": core.CATEGORIES,
+    })
+
+
+@require_GET
+@reference_readers_only
+def agreement(request):
+    return render(request, "labeling/agreement.html", {
+        "report": selectors.reference_agreement(),
+        "categories": core.CATEGORIES,
+        "kappa_bands": core.KAPPA_BANDS,
+    })
+
+
+@require_GET
+@reference_readers_only
+def class_balance_plot(request, set_id: int | None = None):
+    if set_id is None:
+        reference_sets = selectors.reference_sets_named(None)
+    else:
+        reference_sets = [get_object_or_404(ReferenceSet, pk=set_id)]
+    balance = {
+        summary.reference_set.name: {row.origin: row.counts for row in summary.by_origin}
+        for summary in selectors.set_summaries(reference_sets)
+    }
+    response = HttpResponse(plots.plot_class_balance(balance), content_type="image/png")
+    # Labels change while experts work: never serve a stale balance.
+    response["Cache-Control"] = "private, no-cache"
+    return response
