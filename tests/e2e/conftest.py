@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -191,3 +193,41 @@ def sign_in(page, username: str, password: str, next_url: str) -> None:
     page.keyboard.press("Enter")
     # The login page's own address ends with ?next=...: wait for the path itself.
     page.wait_for_url(lambda url: urlsplit(url).path == next_url)
+
+
+EXPERT_PASSWORD = "pw-expert-12345!"
+
+
+def build_review(django_user_model, slug: str = "review", *, n_science: int = 12,
+                 n_reference: int = 4, n_volunteers: int = 6, seed: int = 5):
+    """A workflow ready for expert review: simulated subjects, a reference set, volunteers'
+    answers on every subject, a finished SWAP run, a second team's label on one subject,
+    and an expert `curator` of the reference set's team (password EXPERT_PASSWORD).
+    Returns the workflow, the science subject ids and the reference set."""
+    from aggregation import services as aggregation_services
+
+    workflow, science, labels = build_workflow(slug, n_science=n_science,
+                                               n_reference=n_reference, seed=seed)
+    # No retirement while the crowd answers: every answer counts.
+    workflow.retire_agree, workflow.retire_max = 50, 50
+    workflow.save(update_fields=["retire_agree", "retire_max"])
+    reference_set = next(iter(labels.values())).reference_set
+    truth = {s: label.label for s, label in labels.items()}
+    rng = random.Random(seed)
+    for v in range(n_volunteers):
+        volunteer = services.volunteer_for_external_name(f"{slug}-volunteer-{v}")
+        for subject in [*science, *truth]:
+            right = truth.get(subject, rng.choice(["real", "bogus"]))
+            wrong = "bogus" if right == "real" else "real"
+            services.classification_create(
+                volunteer=volunteer, workflow_id=workflow.pk, subject_id=subject,
+                answer=right if rng.random() < 0.75 else wrong, client_id=uuid.uuid4(),
+            )
+    run = aggregation_services.run_create(workflow=workflow, reference_sets=[reference_set])
+    aggregation_services.run_execute(run.pk)
+    other_team = services.expert_team_get_or_create(f"{slug}-oxford")
+    other_set = services.reference_set_get_or_create(name=f"{slug}-oxford", team=other_team)
+    services.reference_labels_bulk_create(other_set, [(s, "bogus") for s in science])
+    curator = django_user_model.objects.create_user("curator", password=EXPERT_PASSWORD)
+    curator.groups.add(reference_set.team.group)
+    return workflow, science, reference_set

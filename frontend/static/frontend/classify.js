@@ -19,17 +19,10 @@
   const MAX_BACKOFF_MS = 30000;
   const OUTBOX_KEY = 'realbogus:outbox:v1';
   const TUTORIAL_KEY = `realbogus:tutorial-seen:${WORKFLOW}`;
-  const STAMP_KINDS = ['template', 'science', 'difference'];
-  const LABELS = { template: 'Template', science: 'Science', difference: 'Difference' };
+  const { STAMP_KINDS, LABELS } = window.StampViewer;
 
   const $ = (id) => document.getElementById(id);
   const root = $('classify');
-  const frames = {};
-  const figures = {};
-  for (const figure of document.querySelectorAll('.stamp')) {
-    figures[figure.dataset.slot] = figure;
-    frames[figure.dataset.slot] = figure.querySelector('.frame');
-  }
   const buttons = { real: $('answer-real'), bogus: $('answer-bogus') };
 
   // --- small helpers ----------------------------------------------------------------------
@@ -277,22 +270,9 @@
   let localAnswers = 0;
 
   function preload(subject) {
-    const entry = { id: subject.id, images: subject.images, img: {}, pixels: null };
+    const entry = window.StampViewer.load(subject, config.urls.pixels);
     loading.set(subject.id, entry);
-    const decoded = STAMP_KINDS.map((kind) => {
-      const img = new Image();
-      img.decoding = 'async';
-      img.draggable = false;
-      img.width = 306;
-      img.height = 306;
-      img.dataset.kind = kind;
-      img.src = subject.images[kind];
-      entry.img[kind] = img;
-      return img.decode();
-    });
-    // Pixel values are small and only needed for the readout: fetched alongside, not awaited.
-    entry.pixels = fetchPixels(subject.id);
-    Promise.all(decoded).then(() => {
+    entry.decoded.then(() => {
       if (!loading.delete(subject.id)) return;
       ready.push(entry);
       root.dataset.queued = String(ready.length);
@@ -306,23 +286,18 @@
     });
   }
 
-  function fetchPixels(id) {
-    return fetch(config.urls.pixels.replace('/0/', `/${id}/`), {
-      credentials: 'same-origin', headers: { Accept: 'application/json' },
-    }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
-  }
-
   // --- showing a subject ------------------------------------------------------------------
 
-  let flipped = false;
+  const viewer = window.StampViewer.create({
+    stamps: $('stamps'), flipButton: $('flip'), readout: $('pixel-readout'), announce,
+  });
   let waitStart = null; // when an answer found no subject ready: the clock keeps running
-
 
   function showNext(startTime) {
     const next = ready.shift();
     root.dataset.queued = String(ready.length);
     current = next || null;
-    resetFlip();
+    viewer.show(current);
     if (!next) {
       waitStart = startTime;
       setWaiting(true);
@@ -330,18 +305,10 @@
       if (finished && loading.size === 0) showDone(); else refill();
       return;
     }
-    for (const kind of STAMP_KINDS) {
-      place(kind, next.img[kind]);
-    }
     waitStart = null;
     root.dataset.subjectId = String(next.id);
-    $('stamps').dataset.subjectId = String(next.id);
     setWaiting(false);
     setAnswerable(true);
-    $('pixel-readout').textContent = 'Point at or tap a stamp to read a pixel\u2019s value. The orange ticks mark the centre; blue pixels have no data.';
-    if (next.pixels && typeof next.pixels.then === 'function') {
-      next.pixels.then((values) => { next.pixelValues = values; });
-    }
     if (startTime !== null) {
       const id = next.id;
       // rAF runs just before the frame with the new subject is painted; a task queued from
@@ -351,39 +318,6 @@
       }, 0));
     }
     refill();
-  }
-
-  function place(slot, img, kind = slot) {
-    const frame = frames[slot];
-    const old = frame.querySelector('img');
-    img.alt = `${LABELS[kind]} stamp`;
-    img.dataset.kind = kind;
-    if (old) old.replaceWith(img); else frame.prepend(img);
-  }
-
-  function resetFlip() {
-    flipped = false;
-    $('flip').setAttribute('aria-pressed', 'false');
-    for (const slot of ['template', 'science']) {
-      figures[slot].classList.remove('swapped');
-      figures[slot].querySelector('.stamp-label').textContent = LABELS[slot];
-      figures[slot].querySelector('.flip-note').hidden = true;
-    }
-  }
-
-  function flip() {
-    if (!current) return;
-    flipped = !flipped;
-    const [a, b] = flipped ? ['science', 'template'] : ['template', 'science'];
-    place('template', current.img[a], a);
-    place('science', current.img[b], b);
-    $('flip').setAttribute('aria-pressed', String(flipped));
-    for (const [slot, kind] of [['template', a], ['science', b]]) {
-      figures[slot].classList.toggle('swapped', flipped);
-      figures[slot].querySelector('.stamp-label').textContent = LABELS[kind];
-      figures[slot].querySelector('.flip-note').hidden = !flipped;
-    }
-    announce(flipped ? 'Template and science swapped' : 'Template and science back in place');
   }
 
   function setWaiting(waiting) {
@@ -410,6 +344,7 @@
 
   async function showDone() {
     current = null;
+    viewer.show(null);
     setAnswerable(false);
     $('waiting').hidden = true;
     $('subject').hidden = true;
@@ -466,61 +401,6 @@
 
   buttons.real.addEventListener('click', (event) => answer('real', event));
   buttons.bogus.addEventListener('click', (event) => answer('bogus', event));
-  $('flip').addEventListener('click', flip);
-
-  // --- pixel values -----------------------------------------------------------------------
-
-  function readPixel(slot, event) {
-    if (!current) return;
-    const frame = frames[slot];
-    const img = frame.querySelector('img');
-    if (!img) return;
-    const kind = img.dataset.kind;
-    const rect = frame.getBoundingClientRect();
-    const values = current.pixelValues;
-    const size = values ? values[kind].length : 51;
-    const col = Math.floor(((event.clientX - rect.left) / rect.width) * size);
-    const row = Math.floor(((event.clientY - rect.top) / rect.height) * size);
-    if (col < 0 || row < 0 || col >= size || row >= size) return;
-    const cursor = frame.querySelector('.pixel-cursor');
-    cursor.hidden = false;
-    cursor.style.left = `${(col / size) * 100}%`;
-    cursor.style.top = `${(row / size) * 100}%`;
-    cursor.style.width = `${100 / size}%`;
-    cursor.style.height = `${100 / size}%`;
-    const centre = Math.floor(size / 2);
-    const where = `${LABELS[kind]}, pixel x ${col - centre >= 0 ? '+' : ''}${col - centre}, y ${row - centre >= 0 ? '+' : ''}${row - centre} from the centre`;
-    let text;
-    if (!values) {
-      text = `${where}: loading values…`;
-      const subject = current;
-      const point = { clientX: event.clientX, clientY: event.clientY };
-      if (subject.pixels) {
-        subject.pixels.then((v) => {
-          if (!v || subject !== current) return;
-          subject.pixelValues = v;
-          readPixel(slot, point); // the value for where the pointer was
-        });
-      }
-    } else {
-      const value = values[kind][row][col];
-      text = value === null ? `${where}: no data` : `${where}: ${formatValue(value)}`;
-    }
-    $('pixel-readout').textContent = text;
-  }
-
-  function formatValue(v) {
-    const a = Math.abs(v);
-    if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(3);
-    return v.toFixed(a >= 100 ? 1 : 3);
-  }
-
-  for (const slot of STAMP_KINDS) {
-    const frame = frames[slot];
-    frame.addEventListener('pointermove', (e) => readPixel(slot, e));
-    frame.addEventListener('pointerdown', (e) => readPixel(slot, e));
-    frame.addEventListener('pointerleave', () => { frame.querySelector('.pixel-cursor').hidden = true; });
-  }
 
   // --- feedback after a reference subject -------------------------------------------------
 
@@ -666,7 +546,7 @@
       case 'b': case 'B': case 'ArrowRight':
         event.preventDefault(); answer('bogus', event); break;
       case 'f': case 'F':
-        event.preventDefault(); flip(); break;
+        event.preventDefault(); viewer.flip(); break;
       case 'g': case 'G':
         event.preventDefault(); openDialog('guide'); break;
       default:
