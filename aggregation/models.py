@@ -137,3 +137,80 @@ class AppliedClassification(models.Model):
 
     def __str__(self):
         return f"classification {self.classification_id} in run {self.run_id}"
+
+
+class LabelSet(models.Model):
+    """An immutable, numbered export of one run's labels: the ML team's training data.
+
+    A row exists only for an export that finished: its artifact folder and archive are
+    complete and their checksums are in the manifest.
+    """
+
+    class Scenario(models.TextChoices):
+        STABLE = "stable", "stable: the label held for the last stability-window votes"
+        UNSTABLE = "unstable", "unstable: the final Pr(Real) against the thresholds"
+
+    number = models.PositiveIntegerField(unique=True, help_text="1, 2, 3, ... in export order")
+    run = models.ForeignKey(AggregationRun, on_delete=models.PROTECT, related_name="label_sets")
+    scenario = models.CharField(max_length=10, choices=Scenario.choices)
+    options = models.JSONField(
+        help_text="balance, split, seed, stratify, mix_injections, min_snr as requested"
+    )
+    manifest = models.JSONField(help_text="manifest.json as written into the artifact")
+    path = models.CharField(max_length=300, help_text="the artifact folder, under LABEL_SETS_ROOT")
+    archive_sha256 = models.CharField(max_length=64, help_text="of the downloadable archive")
+    archive_size = models.BigIntegerField(help_text="bytes")
+    n_subjects = models.PositiveIntegerField()
+    fine_tune_from = models.CharField(
+        max_length=100, blank=True,
+        help_text="the model version to fine-tune from once the export commits, if requested",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self):
+        return f"label set {self.number} ({self.scenario}, run {self.run_id})"
+
+
+class LabelSetExport(models.Model):
+    """A request to export a label set, run on the `aggregation` queue.
+
+    Done means its LabelSet exists: the job is marked done in the transaction that creates
+    the LabelSet, so a job run twice never makes two.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    run = models.ForeignKey(
+        AggregationRun, on_delete=models.CASCADE, related_name="label_set_exports"
+    )
+    options = models.JSONField(help_text="the ExportOptions, as LabelSet.options holds them")
+    fine_tune_from = models.CharField(
+        max_length=100, blank=True, help_text="passed on to the label set"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    label_set = models.OneToOneField(
+        LabelSet, null=True, blank=True, on_delete=models.PROTECT, related_name="export_job"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self):
+        return f"label-set export {self.pk} of run {self.run_id}: {self.status}"

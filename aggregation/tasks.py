@@ -41,6 +41,18 @@ def aggregate_active_workflows() -> list[int]:
     return [run.pk for run in services.periodic_runs_create()]
 
 
+@shared_task(bind=True, acks_late=True, max_retries=5)
+def export_label_set(self, job_id: int) -> int | None:
+    """Run one label-set export job; its LabelSet's number, or None when it failed."""
+    from aggregation.labelsets import services
+
+    try:
+        job = services.export_job_execute(job_id)
+    except OperationalError as exc:  # a dropped connection or a lock timeout: the job re-runs
+        raise self.retry(exc=exc, countdown=TRANSIENT_RETRY_S) from exc
+    return job.label_set.number if job.label_set else None
+
+
 def queue_online_update(classification_id: int) -> None:
     """Queue the live-run update of one classification; in eager mode, run it here.
 

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "labeling",
     "aggregation",
+    "review",
     "frontend",
 ]
 
@@ -93,6 +94,8 @@ STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default=None)
 WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(BASE_DIR / "media")))
+# Label-set artifacts: one folder and one archive per LabelSet, never rewritten.
+LABEL_SETS_ROOT = Path(env.str("LABEL_SETS_ROOT", default=str(MEDIA_ROOT / "label-sets")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -120,6 +123,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_TASK_ROUTES = {
     "aggregation.tasks.aggregate_workflow": {"queue": "aggregation"},
     "aggregation.tasks.aggregate_active_workflows": {"queue": "aggregation"},
+    "aggregation.tasks.export_label_set": {"queue": "aggregation"},
     "aggregation.tasks.swap_online_update": {"queue": "online"},
 }
 CELERY_BEAT_SCHEDULE = {

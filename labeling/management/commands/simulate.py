@@ -10,11 +10,19 @@ from django.db import transaction
 
 from labeling import selectors, services
 from labeling.management.commands._progress import progress_bar
-from labeling.models import ReferenceLabel, Subject, SubjectWorkflowStatus, Workflow
-from simulation.triplets import KIND_EXPLANATION, KIND_TRUTH, generate_subjects
+from labeling.models import (
+    ReferenceLabel,
+    ReferenceLabelChange,
+    Subject,
+    SubjectWorkflowStatus,
+    Workflow,
+)
+from labeling.records import COUNTED_REFERENCE_LABELS
+from simulation.triplets import KIND_EXPLANATION, KIND_TRUTH, TRUTH_METADATA_KEY, generate_subjects
 from simulation.volunteers import VOLUNTEER_TYPES, answer, make_population
 
 SIM_TEAM = "sim-experts"
+INJECTION_ORIGIN = "injection"
 SIM_REFERENCE_SET = "sim-experts"
 # Rubin's reference set was about 8% of its subjects (DMTN-337).
 DEFAULT_REFERENCE_FRACTION = 0.08
@@ -45,6 +53,19 @@ class Command(BaseCommand):
             "--reference-fraction", type=float, default=DEFAULT_REFERENCE_FRACTION,
             help=f"fraction put into the {SIM_REFERENCE_SET!r} reference set with true labels",
         )
+        injections = kinds.add_parser(
+            "injections",
+            help="synthetic fakes with known truth (origin injection) for mixing into label "
+                 "sets; not served to volunteers unless --serve",
+        )
+        injections.add_argument("--n", type=int, required=True)
+        injections.add_argument("--seed", type=int, default=0)
+        injections.add_argument("--workflow", required=True,
+                                help="workflow slug: the subject set goes in its project")
+        injections.add_argument("--subject-set", default="injections")
+        injections.add_argument("--serve", action="store_true",
+                                help="attach the subject set to the workflow, so volunteers "
+                                     "classify the fakes too")
         volunteers = kinds.add_parser(
             "volunteers",
             help="simulated volunteers classify a workflow's simulated subjects until it is done",
@@ -68,6 +89,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["kind"] == "volunteers":
             self._simulate_volunteers(options)
+        elif options["kind"] == "injections":
+            self._simulate_injections(options)
         else:
             self._simulate_subjects(options)
 
@@ -104,7 +127,8 @@ class Command(BaseCommand):
             team = services.expert_team_get_or_create(SIM_TEAM)
             reference_set = services.reference_set_get_or_create(name=SIM_REFERENCE_SET, team=team)
             added = services.reference_labels_bulk_create(
-                reference_set, ((ingested[e], KIND_TRUTH[kinds[e]]) for e in chosen)
+                reference_set, ((ingested[e], KIND_TRUTH[kinds[e]]) for e in chosen),
+                source=ReferenceLabelChange.Source.SIMULATOR,
             )
             _explain(reference_set, {ingested[e]: kinds[e] for e in chosen})
         n_real = sum(KIND_TRUTH[kinds[e]] == "real" for e in ingested)
@@ -116,6 +140,44 @@ class Command(BaseCommand):
         )
         for rejection in report.rejected:
             self.stdout.write(f"  {rejection.source}: {rejection.reason}")
+
+    # --- injections --------------------------------------------------------------------
+
+    def _simulate_injections(self, options):
+        n, seed = options["n"], options["seed"]
+        if n < 1:
+            raise CommandError("--n must be at least 1")
+        if seed < 0:
+            raise CommandError("--seed must not be negative")
+        workflow = _workflow(options["workflow"])
+        if options["serve"]:
+            subject_set = services.subject_set_attach(workflow=workflow,
+                                                      name=options["subject_set"])
+        else:
+            subject_set = services.subject_set_get_or_create(project=workflow.project,
+                                                             name=options["subject_set"])
+
+        def records():
+            for index, simulated in enumerate(generate_subjects(n, seed,
+                                                                size=settings.STAMP_SIZE)):
+                # Their own external ids: `simulate subjects` with the same seed makes the
+                # same pixels under sim-SEED-I, and those must stay distinct subjects.
+                yield replace(_with_truth(simulated), external_id=f"injection-{seed}-{index}",
+                              origin=INJECTION_ORIGIN)
+
+        with progress_bar(n, "subject", "simulate injections") as bar:
+            report = services.subjects_ingest(
+                records(), subject_set=subject_set, on_progress=bar.update
+            )
+        in_set = Subject.objects.filter(subject_set=subject_set)
+        n_real = in_set.filter(metadata__sim_truth="real").count()
+        served = "served to volunteers" if options["serve"] else "not served to volunteers"
+        self.stdout.write(
+            f"simulated {n} injections (seed {seed}): ingested {report.ingested}, "
+            f"{len(report.duplicates)} already present, {len(report.rejected)} rejected; "
+            f"subject set {subject_set.name!r} ({served}) holds {in_set.count()} "
+            f"({n_real} real)"
+        )
 
     # --- volunteers --------------------------------------------------------------------
 
@@ -135,8 +197,9 @@ class Command(BaseCommand):
             raise CommandError(f"workflow {workflow.slug!r} is not active: nothing is served")
         truth = _load_truth(workflow)
         reference_ids = set(
-            ReferenceLabel.objects.filter(subject_id__in=truth.keys())
-            .values_list("subject_id", flat=True)
+            ReferenceLabel.objects.filter(
+                subject_id__in=truth.keys(), label__in=COUNTED_REFERENCE_LABELS
+            ).values_list("subject_id", flat=True)
         )
         science_ids = truth.keys() - reference_ids
         if not science_ids:
@@ -258,7 +321,7 @@ def _load_truth(workflow: Workflow) -> dict[int, tuple[bool, float]]:
     )
     truth = {}
     for subject_id, external_id, metadata, snr in rows.iterator(chunk_size=5000):
-        label = (metadata or {}).get("sim_truth")
+        label = (metadata or {}).get(TRUTH_METADATA_KEY)
         if label not in ("real", "bogus"):
             raise CommandError(
                 f"subject {external_id!r} in workflow {workflow.slug!r} has no simulated truth "
@@ -291,7 +354,7 @@ def _explain(reference_set, kind_of: dict[int, str]) -> None:
 
 def _with_truth(simulated):
     metadata = {
-        **simulated.record.metadata, "sim_truth": simulated.truth, "sim_kind": simulated.kind
+        **simulated.record.metadata, TRUTH_METADATA_KEY: simulated.truth, "sim_kind": simulated.kind
     }
     return replace(simulated.record, metadata=metadata)
 
