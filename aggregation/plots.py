@@ -209,3 +209,36 @@ def plot_skill_arrays(p_real, p_bogus, contributes, n_reference=None) -> bytes:
     ax.set_title("Volunteer skills")
     ax.legend(loc="lower left", fontsize="small")
     return _png(figure)
+
+
+def plot_label_set_breakdown(counts: dict[str, dict[str, dict[str, int]]]) -> bytes:
+    """Subjects per class and origin in each split of a label set: one panel per split
+    (`counts[split][class][origin]`, class "real" or "bogus"), Real and Bogus bars side by
+    side for each origin, Bogus hatched, each bar labelled with its count."""
+    splits = list(counts)
+    origins = sorted({origin for split in counts.values() for by_origin in split.values()
+                      for origin in by_origin})
+    figure = _figure(max(5.0, 2.2 * len(splits) + 1.5 * len(origins)), 4.0)
+    axes = figure.subplots(1, max(1, len(splits)), sharey=True, squeeze=False)[0]
+    if not origins:
+        _no_data(axes[0], "the label set is empty")
+    x = np.arange(len(origins))
+    width = 0.4
+    styles = (("real", -width / 2, REAL_COLOUR, "", "Real"),
+              ("bogus", width / 2, BOGUS_COLOUR, "//", "Bogus"))
+    for ax, split in zip(axes, splits, strict=False):
+        for label, shift, colour, hatch, name in styles:
+            heights = [counts[split].get(label, {}).get(origin, 0) for origin in origins]
+            bars = ax.bar(x + shift, heights, width, color=colour, hatch=hatch,
+                          edgecolor="white", label=name)
+            ax.bar_label(bars, fontsize="x-small")
+        ax.margins(y=0.12)  # room for the count labels
+        ax.set_xticks(x, origins, rotation=30, ha="right")
+        total = sum(sum(by_origin.values()) for by_origin in counts[split].values())
+        ax.set_title(f"{split} ({total:,})")
+    axes[0].set_ylabel("subjects")
+    if origins:
+        figure.legend(*axes[0].get_legend_handles_labels(), loc="outside upper right",
+                      fontsize="small")
+    figure.suptitle("Class x origin per split")
+    return _png(figure)

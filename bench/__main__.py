@@ -5,10 +5,12 @@
 2. Queue latency at Rubin scale (`bench.rubin`), on those settings.
 3. An aggregation run read from PostgreSQL at ten million classifications: stage times and
    peak memory (`bench.aggregation_db`).
-4. SWAP aggregation on simulated classifications (`bench.swap`), no database.
+4. Label sets at 20,000 subjects: export throughput and the download's peak memory
+   (`bench.labelsets`).
+5. SWAP aggregation on simulated classifications (`bench.swap`), no database.
 
-`python -m bench swap` (or `web`, `aggregation`) runs only those: `web` is 1 and 2,
-`aggregation` is 3, `swap` is 4.
+`python -m bench swap` (or `web`, `aggregation`, `labelsets`) runs only those: `web` is 1
+and 2, `aggregation` is 3, `labelsets` is 4, `swap` is 5.
 
 Figures go to stdout as `name: value` lines and to bench/results/latest.json (a run of only
 some benchmarks writes latest-<names>.json instead, leaving the full run's file alone);
@@ -25,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from bench import aggregation_db, classify, rubin, swap
+from bench import aggregation_db, classify, labelsets, rubin, swap
 from bench.database import (
     DEFAULT_URL,
     bench_database_url,
@@ -36,8 +38,8 @@ from bench.database import (
 from bench.results import RESULTS_DIR, BenchError, Results, log
 
 # What `python -m bench NAME ...` can pick, in the order a full run goes.
-BENCHMARKS = ("web", "aggregation", "swap")
-DATABASE_BENCHMARKS = {"web", "aggregation"}
+BENCHMARKS = ("web", "aggregation", "labelsets", "swap")
+DATABASE_BENCHMARKS = {"web", "aggregation", "labelsets"}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if "aggregation" in selected:
                 aggregation_db.run(results, url, scale=args.aggregation_scale)
+            if "labelsets" in selected:
+                labelsets.run(results, url, media_root)
         if "swap" in selected:
             swap.run(results)
         results.add("bench_total_s", time.monotonic() - started)

@@ -7,7 +7,12 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("labeling.api.urls")),
+    path("api/review/", include("review.api_urls")),
+    path("api/label-sets/", include("aggregation.labelsets.api_urls")),
     path("aggregation/", include("aggregation.urls")),
+    path("label-sets/", include("aggregation.labelsets.urls")),
+    path("reference/", include("labeling.urls")),
+    path("review/", include("review.urls")),
     # The frontend's sign-in comes first: it keeps an anonymous volunteer's history.
     path("", include("frontend.urls")),
     path("accounts/", include("django.contrib.auth.urls")),

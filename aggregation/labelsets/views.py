@@ -1,0 +1,64 @@
+"""The label-set pages, for the ML team and staff: the list, one set's manifest, breakdown plot
+and lineage, and the export jobs (with their failures)."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import user_passes_test
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from aggregation import plots
+from aggregation.labelsets import selectors
+from labeling import roles
+from labeling.errors import NotFound
+
+# Rows on the list page; the API pages through all of them.
+LIST_LIMIT = 200
+
+label_set_access = user_passes_test(roles.can_use_label_sets)
+
+
+@require_GET
+@label_set_access
+def label_set_list(request):
+    return render(request, "aggregation/label_set_list.html", {
+        "label_sets": [(label_set, selectors.manifest_counts(label_set.manifest))
+                       for label_set in selectors.label_sets_list()[:LIST_LIMIT]],
+        "open_jobs": list(selectors.export_jobs_not_done()[:LIST_LIMIT]),
+    })
+
+
+@require_GET
+@label_set_access
+def label_set_detail(request, number: int):
+    label_set = _label_set(number)
+    return render(request, "aggregation/label_set_detail.html", {
+        "label_set": label_set,
+        "counts": selectors.manifest_counts(label_set.manifest),
+        "files": selectors.manifest_files(label_set.manifest),
+        "jobs": list(selectors.export_jobs_of_run(label_set.run_id)[:LIST_LIMIT]),
+        "manifest_json": json.dumps(label_set.manifest, indent=2, sort_keys=True),
+    })
+
+
+@require_GET
+@label_set_access
+def label_set_plot(request, number: int):
+    label_set = _label_set(number)
+    png = plots.plot_label_set_breakdown(
+        {row.split: row.by_class for row in selectors.manifest_counts(label_set.manifest)}
+    )
+    response = HttpResponse(png, content_type="image/png")
+    # A label set never changes, so neither does its plot.
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+def _label_set(number: int):
+    try:
+        return selectors.label_set_get(number)
+    except NotFound as exc:
+        raise Http404(exc.message) from None

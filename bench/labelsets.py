@@ -1,0 +1,143 @@
+"""Label sets at 20,000 subjects: export throughput and the download's peak memory.
+
+20,000 simulated subjects (stamps included, 8% in the simulator's reference set) get five
+answers each, generated inside PostgreSQL from the simulated truth (85% right), and a batch
+SWAP run labels them. The export of that run is timed in this process. Then a child process
+streams the whole archive through the download view (Django's test client, the real URL,
+middleware, authentication and view) and the kernel reports its peak resident memory when it
+exits; a second child does everything but read the body, so the difference is what streaming
+costs. Streaming in fixed-size chunks keeps it near zero whatever the archive's size.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.database import connect
+from bench.results import BenchError, Results, log
+
+N_SUBJECTS = 20_000
+ANSWERS_PER_SUBJECT = 5
+N_VOLUNTEERS = 500
+VOLUNTEER_ACCURACY = 0.85
+WORKFLOW = "bench-labelsets"
+BENCH_USER = "bench-ml"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(results: Results, url: str, media_root) -> None:
+    from aggregation.labelsets.services import ExportOptions, label_set_export
+    from django.core.management import call_command
+
+    from aggregation.models import AggregationRun
+    from labeling import services
+    from labeling.management.commands.simulate import SIM_REFERENCE_SET
+
+    log(f"labelsets: simulating {N_SUBJECTS:,} subjects with stamps")
+    services.workflow_create(slug=WORKFLOW, project_name="Label-set benchmark")
+    call_command("simulate", "subjects", "--n", str(N_SUBJECTS), "--seed", "1",
+                 "--workflow", WORKFLOW, stdout=io.StringIO())
+    _answer(url)
+    log("labelsets: aggregating")
+    call_command("aggregate", "--workflow", WORKFLOW, "--reference-sets", SIM_REFERENCE_SET,
+                 stdout=io.StringIO())
+    aggregation_run = AggregationRun.objects.filter(workflow__slug=WORKFLOW).latest("pk")
+
+    log("labelsets: exporting the unstable set")
+    started = time.monotonic()
+    label_set = label_set_export(aggregation_run.pk, ExportOptions(scenario="unstable"))
+    export_s = time.monotonic() - started
+    results.add("labelsets_run_subjects", aggregation_run.n_subjects)
+    results.add("labelsets_export_subjects", label_set.n_subjects)
+    results.add("labelsets_export_s", export_s)
+    results.add("labelsets_export_subjects_per_s", label_set.n_subjects / export_s)
+    results.add("labelsets_archive_mb", label_set.archive_size / 2**20)
+
+    _bench_user()
+    log("labelsets: streaming the archive through the download view in a child process")
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_MEDIA_ROOT": str(media_root)}
+    received, peak_kib = _child(label_set.number, env, read_body=True)
+    if received != label_set.archive_size:
+        raise BenchError(f"the download sent {received} bytes of {label_set.archive_size}")
+    _, baseline_kib = _child(label_set.number, env, read_body=False)
+    # ru_maxrss is in kibibytes on Linux.
+    results.add("labelsets_download_peak_rss_mb", peak_kib / 1024)
+    results.add("labelsets_download_baseline_rss_mb", baseline_kib / 1024)
+    results.add("labelsets_download_streaming_cost_mb", (peak_kib - baseline_kib) / 1024)
+
+
+def _answer(url: str) -> None:
+    """ANSWERS_PER_SUBJECT answers per subject by distinct volunteers, right with probability
+    VOLUNTEER_ACCURACY, one millisecond apart."""
+    from labeling import services
+
+    log(f"labelsets: {N_SUBJECTS * ANSWERS_PER_SUBJECT:,} answers generated in PostgreSQL")
+    first = services.volunteer_for_external_name("bench-labelsets-0").pk
+    for i in range(1, N_VOLUNTEERS):
+        services.volunteer_for_external_name(f"bench-labelsets-{i}")
+    with connect(url) as conn:
+        conn.execute(
+            "INSERT INTO labeling_classification (client_id, volunteer_id, subject_id,"
+            " workflow_id, answer, created_at, user_agent, counted, not_counted_reason,"
+            " external_id)"
+            " SELECT gen_random_uuid(), %(first)s + (s.id * %(k)s + g) %% %(nv)s, s.id, w.id,"
+            " CASE WHEN random() < %(accuracy)s THEN s.metadata->>'sim_truth'"
+            "  WHEN s.metadata->>'sim_truth' = 'real' THEN 'bogus' ELSE 'real' END,"
+            " now() + (s.id * %(k)s + g) * interval '1 millisecond', '', true, '', ''"
+            " FROM labeling_subject s JOIN labeling_workflow w ON w.project_id = s.project_id,"
+            " generate_series(0, %(k)s - 1) g WHERE w.slug = %(workflow)s",
+            {"first": first, "k": ANSWERS_PER_SUBJECT, "nv": N_VOLUNTEERS,
+             "accuracy": VOLUNTEER_ACCURACY, "workflow": WORKFLOW},
+        )
+
+
+def _bench_user() -> None:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.create_user(BENCH_USER, is_staff=True)
+    Token.objects.create(user=user)
+
+
+def _child(number: int, env: dict[str, str], *, read_body: bool) -> tuple[int, int]:
+    """(bytes received, peak RSS in KiB) of a child process that downloads label set
+    `number`, reading the body or not."""
+    command = [sys.executable, "-m", "bench.labelsets", str(number),
+               "read" if read_body else "headers"]
+    child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    output, errors = child.stdout.read().decode(), child.stderr.read().decode()
+    child.stdout.close()
+    child.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise BenchError(f"the download child failed:\n{errors}")
+    return int(output), usage.ru_maxrss
+
+
+def _download(number: int, read_body: bool) -> int:
+    """In the child: the download as the ML team's client asks for it; bytes received."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from django.test import Client
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.get(user__username=BENCH_USER)
+    client = Client(HTTP_HOST="localhost", headers={"Authorization": f"Token {token.key}"})
+    response = client.get(f"/api/label-sets/{number}/download/")
+    if response.status_code != 200:
+        raise SystemExit(f"download answered {response.status_code}")
+    received = sum(len(chunk) for chunk in response.streaming_content) if read_body else 0
+    response.close()
+    return received
+
+
+if __name__ == "__main__":
+    print(_download(int(sys.argv[1]), read_body=sys.argv[2] == "read"))

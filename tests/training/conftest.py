@@ -1,0 +1,53 @@
+"""A small label-set artifact written by the exporter's own (Django-free) writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aggregation.labelsets.artifact import SplitTable, write_archive, write_artifact
+
+STAMP_SIZE = 51
+SPLIT_SIZES = {"train": 8, "val": 2, "test": 2}
+
+
+def stamps_of(subject_ids: np.ndarray) -> np.ndarray:
+    """Deterministic stamps per subject id, each with its (0, 0) pixel NaN (no data)."""
+    cubes = np.stack([
+        np.random.default_rng(int(s)).normal(0, 1, (3, STAMP_SIZE, STAMP_SIZE))
+        for s in subject_ids
+    ]).astype(np.float32)
+    cubes[:, :, 0, 0] = np.nan
+    return cubes
+
+
+def write_label_set(folder: Path) -> dict:
+    """Write an artifact (12 subjects, half Real) to `folder`; returns its manifest."""
+    splits, next_id = {}, 1
+    for name, n in SPLIT_SIZES.items():
+        ids = np.arange(next_id, next_id + n, dtype=np.int64)
+        next_id += n
+        splits[name] = SplitTable(
+            subject_ids=ids, external_ids=tuple(f"sim-{i}" for i in ids),
+            labels=(ids % 2).astype(np.uint8), origins=np.array(["ss", "injection"] * (n // 2)),
+            snr=np.full(n, 7.5, np.float32), p_real=np.where(ids % 2, 0.95, 0.05).astype(
+                np.float32),
+        )
+    return write_artifact(folder, splits, stamps_of, stamp_size=STAMP_SIZE,
+                          description={"label_set": 1})
+
+
+@pytest.fixture
+def artifact(tmp_path) -> Path:
+    folder = tmp_path / "label-set-0001"
+    write_label_set(folder)
+    return folder
+
+
+@pytest.fixture
+def archive(artifact) -> Path:
+    path = artifact.with_suffix(".tar")
+    write_archive(artifact, path, artifact.name)
+    return path

@@ -1,0 +1,1 @@
+"""Training: the real/bogus CNN, its data and its jobs."""

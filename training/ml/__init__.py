@@ -1,0 +1,1 @@
+"""Pure PyTorch and numpy: label-set loading and download. Nothing here imports Django."""
