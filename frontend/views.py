@@ -4,7 +4,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from labeling import services
+from labeling import roles, services
 from labeling.models import Workflow
 from labeling.records import STAMP_KINDS
 
@@ -20,7 +20,11 @@ def home(request):
         )
         .order_by("pk")
     )
-    return render(request, "frontend/home.html", {"workflows": workflows})
+    return render(request, "frontend/home.html", {
+        "workflows": workflows,
+        "can_review": roles.can_read_reference_labels(request.user),
+        "can_use_label_sets": roles.can_use_label_sets(request.user),
+    })
 
 
 # The field guide: what volunteers meet, each with simulated example stamps rendered by

@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from aggregation.models import AggregationRun, LabelSet
 from labeling import services
 from labeling.models import (
     Classification,
@@ -70,15 +71,20 @@ def test_bad_options_are_clear_errors(workflow, options, message):
 
 def test_demo_setup_is_idempotent_and_creates_every_role(db, django_user_model):
     out = StringIO()
-    call_command("demo_setup", n=40, stdout=out, stderr=StringIO())
-    call_command("demo_setup", n=40, stdout=StringIO(), stderr=StringIO())
+    call_command("demo_setup", n=150, stdout=out, stderr=StringIO())
+    call_command("demo_setup", n=150, stdout=StringIO(), stderr=StringIO())
     assert Workflow.objects.filter(slug="demo").count() == 1
-    assert Subject.objects.count() == 40
+    assert Subject.objects.count() == 150
     assert ReferenceLabel.objects.exists()
     expert = django_user_model.objects.get(username="expert")
     assert expert.groups.filter(expert_team__name="sim-experts").exists()
     assert django_user_model.objects.get(username="admin").is_staff
     assert "demo ready" in out.getvalue()
+    # Simulated volunteers answered, were aggregated once and exported once.
+    assert Classification.objects.filter(workflow__slug="demo").exists()
+    run = AggregationRun.objects.get(workflow__slug="demo")
+    assert run.status == AggregationRun.Status.DONE
+    assert LabelSet.objects.get().run == run
 
 
 # --- simulate volunteers -------------------------------------------------------------------

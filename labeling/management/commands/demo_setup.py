@@ -3,14 +3,19 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from aggregation.models import AggregationRun, LabelSet
 from labeling import roles, services
-from labeling.management.commands.simulate import SIM_TEAM
-from labeling.models import SubjectWorkflowStatus, Workflow
+from labeling.management.commands.simulate import SIM_REFERENCE_SET, SIM_TEAM
+from labeling.models import Classification, SubjectWorkflowStatus, Workflow
 
 DEMO_WORKFLOW = "demo"
 DEMO_PROJECT = "Rubin Difference Detectives (demo)"
 # Accounts for trying the roles on a local demo; the password is printed, never secret.
 DEMO_PASSWORD = "demo-password"
+# Simulated volunteers answer part of the demo workflow (leaving most of it for a person to
+# classify), so the review queues, the aggregation pages and a label set have something to show.
+DEMO_VOLUNTEERS = 60
+DEMO_CLASSIFICATIONS = 1200
 DEMO_USERS = {
     "admin": "staff",
     "expert": "an expert of the sim-experts team",
@@ -20,7 +25,8 @@ DEMO_USERS = {
 
 
 class Command(BaseCommand):
-    help = "Create the demo workflow, synthetic subjects, reference labels and demo accounts."
+    help = ("Create the demo workflow, synthetic subjects, reference labels, simulated "
+            "volunteers' answers, an aggregation run, a label set and demo accounts.")
 
     def add_arguments(self, parser):
         parser.add_argument("--n", type=int, default=600, help="synthetic subjects")
@@ -34,6 +40,7 @@ class Command(BaseCommand):
                          workflow=DEMO_WORKFLOW, stdout=self.stdout)
         self._feedback()
         self._accounts()
+        self._crowd(options["seed"])
         self.stdout.write(f"demo ready: workflow {DEMO_WORKFLOW!r}; accounts "
                           f"(password {DEMO_PASSWORD!r}):")
         for username, role in DEMO_USERS.items():
@@ -43,6 +50,23 @@ class Command(BaseCommand):
         """The demo shows volunteers the experts' label (and the explanation `simulate` gives
         each reference label) after they answer a reference subject."""
         Workflow.objects.filter(slug=DEMO_WORKFLOW).update(feedback_enabled=True)
+
+    def _crowd(self, seed: int):
+        """Simulated answers, then a SWAP run over them and its label set, once."""
+        if not Classification.objects.filter(workflow__slug=DEMO_WORKFLOW).exists():
+            call_command("simulate", "volunteers", workflow=DEMO_WORKFLOW, n=DEMO_VOLUNTEERS,
+                         seed=seed, max_classifications=DEMO_CLASSIFICATIONS,
+                         stdout=self.stdout)
+        runs = AggregationRun.objects.filter(workflow__slug=DEMO_WORKFLOW,
+                                             status=AggregationRun.Status.DONE)
+        if not runs.exists():
+            call_command("aggregate", workflow=DEMO_WORKFLOW, reference_sets=SIM_REFERENCE_SET,
+                         stdout=self.stdout)
+        run = runs.latest("pk")
+        if not LabelSet.objects.filter(run__workflow__slug=DEMO_WORKFLOW).exists():
+            # The unstable scenario: at demo size few subjects have the three votes that the
+            # stable one needs.
+            call_command("export_labels", run=run.pk, scenario="unstable", stdout=self.stdout)
 
     def _accounts(self):
         users = get_user_model()
