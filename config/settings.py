@@ -163,7 +163,10 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from the installed sidecar package: no CDN at run time.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"AnswerEnum": "labeling.records.ANSWERS"},
+    "ENUM_NAME_OVERRIDES": {
+        "AnswerEnum": "labeling.records.ANSWERS",
+        "ReferenceLabelEnum": "labeling.models.REFERENCE_LABEL_CHOICES",
+    },
 }
 
 LOGGING = {

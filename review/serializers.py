@@ -62,7 +62,7 @@ class SubjectFactsSerializer(serializers.Serializer):
         return image_urls(subject["id"])
 
 
-class QueuedSubjectSerializer(SubjectFactsSerializer):
+class ReviewQueueSubjectSerializer(SubjectFactsSerializer):
     n_real = serializers.IntegerField(help_text="counted Real votes")
     n_bogus = serializers.IntegerField(help_text="counted Bogus votes")
     n_volunteers = serializers.IntegerField(help_text="distinct volunteers with a counted vote")
@@ -75,7 +75,7 @@ class QueuePageSerializer(serializers.Serializer):
     total = serializers.IntegerField(help_text="subjects in the queue, labelled ones left out")
     offset = serializers.IntegerField()
     limit = serializers.IntegerField()
-    subjects = QueuedSubjectSerializer(many=True)
+    subjects = ReviewQueueSubjectSerializer(many=True)
 
 
 class SkillSerializer(serializers.Serializer):
