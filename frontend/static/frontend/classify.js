@@ -12,6 +12,8 @@
 (() => {
   'use strict';
 
+  const { csrfToken, announce } = window.PageTools;
+
   const config = JSON.parse(document.getElementById('classify-config').textContent);
   const WORKFLOW = config.workflow.id;
   const QUEUE_TARGET = 8; // subjects held ahead (loaded or loading)
@@ -37,17 +39,6 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : '';
-  }
-
-  function announce(text) {
-    const region = $('announce');
-    region.textContent = '';
-    // A fresh text node after a tick makes screen readers read a repeated message again.
-    setTimeout(() => { region.textContent = text; }, 30);
-  }
 
   function plural(n, word) { return `${n} ${word}${n === 1 ? '' : 's'}`; }
 

@@ -9,6 +9,8 @@
 (() => {
   'use strict';
 
+  const { csrfToken, announce } = window.PageTools;
+
   const config = JSON.parse(document.getElementById('review-config').textContent);
   const PAGE = 50;
   const AHEAD = 3; // subjects whose stamps and dossier are fetched before they are needed
@@ -52,16 +54,6 @@
 
   // --- small helpers ----------------------------------------------------------------------
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : '';
-  }
-
-  function announce(text) {
-    const region = $('announce');
-    region.textContent = '';
-    setTimeout(() => { region.textContent = text; }, 30);
-  }
 
   function el(tag, text, className) {
     const node = document.createElement(tag);
