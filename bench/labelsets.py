@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(results: Results, url: str, media_root) -> None:
-    from aggregation.labelsets.services import ExportOptions, label_set_export
     from django.core.management import call_command
 
+    from aggregation.labelsets.services import ExportOptions, label_set_export
     from aggregation.models import AggregationRun
     from labeling import services
     from labeling.management.commands.simulate import SIM_REFERENCE_SET
