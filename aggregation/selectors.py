@@ -28,7 +28,7 @@ from simulation.triplets import TRUTH_METADATA_KEY
 
 # Reference-set lists are written "rubin+oxford" (as DMTN-337 names them) or "rubin,oxford".
 REFERENCE_SEPARATORS = ("+", ",")
-_LABEL_CODES = {"real": REAL, "bogus": BOGUS}
+LABEL_CODES = {"real": REAL, "bogus": BOGUS}
 # Where a run keeps its union policy: in its summary, written when the run is created.
 UNION_POLICY_KEY = "union_policy"
 _CHUNK_ROWS = 50_000
@@ -268,7 +268,7 @@ def _union(
         if conflict:
             conflicts.append(subject_id)
         if label is not None:
-            settled[subject_id] = _LABEL_CODES[label]
+            settled[subject_id] = LABEL_CODES[label]
     return settled, conflicts
 
 
@@ -312,9 +312,9 @@ def simulated_truth(workflow: Workflow, subject_ids: np.ndarray) -> np.ndarray |
     ).values_list("pk", f"metadata__{TRUTH_METADATA_KEY}")
     ids, codes = [], []
     for subject_id, label in rows.iterator(chunk_size=_CHUNK_ROWS):
-        if label in _LABEL_CODES:
+        if label in LABEL_CODES:
             ids.append(subject_id)
-            codes.append(_LABEL_CODES[label])
+            codes.append(LABEL_CODES[label])
     if not ids:
         return None
     _place(truth, subject_ids, np.array(ids, dtype=np.int64), np.array(codes, dtype=np.int8))

@@ -30,7 +30,7 @@ from aggregation import selectors as aggregation_selectors
 from aggregation.labelsets import artifact, core, storage
 from aggregation.labelsets.artifact import SplitTable, verify_artifact
 from aggregation.models import AggregationRun, LabelSet, LabelSetExport, SubjectPosterior
-from aggregation.swap.types import BOGUS, REAL, UNKNOWN
+from aggregation.swap.types import UNKNOWN
 from labeling import stamps
 from labeling.errors import InvalidInput, LabelingError
 from labeling.models import Subject, SubjectSet
@@ -48,8 +48,6 @@ __all__ = [
 BALANCES = ("subsample", "none")
 STRATIFY_BY = ("origin",)
 INJECTION_ORIGIN = "injection"
-# Where the simulator (and an ingest with a sim_truth column) puts a fake's known label.
-_LABEL_CODES = {"real": REAL, "bogus": BOGUS}
 _FINE_TUNE_MAX = LabelSet._meta.get_field("fine_tune_from").max_length
 _CHUNK_ROWS = 20_000
 _STAGING_PREFIX = ".export-"
@@ -353,7 +351,10 @@ def _subjects(ids, labels, stable, p_real, snr, origins, external_ids, stamp_nam
               no_stamps: int) -> _Subjects:
     return _Subjects(
         ids=np.array(ids, dtype=np.int64),
-        labels=np.array([_LABEL_CODES.get(label, UNKNOWN) for label in labels], dtype=np.int8),
+        labels=np.array(
+            [aggregation_selectors.LABEL_CODES.get(label, UNKNOWN) for label in labels],
+            dtype=np.int8,
+        ),
         stable=np.array(stable, dtype=bool),
         p_real=np.array(p_real, dtype=np.float64),
         snr=np.array([np.nan if s is None else s for s in snr], dtype=np.float64),
