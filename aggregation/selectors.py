@@ -19,7 +19,6 @@ from aggregation.swap import BOGUS, REAL, UNKNOWN, ClassificationTable
 from labeling.errors import InvalidInput, NotFound
 from labeling.models import Classification, ReferenceLabel, ReferenceSet, Subject, Workflow
 from labeling.records import (
-    COUNTED_REFERENCE_LABELS,
     DEFAULT_UNION_POLICY,
     UNION_POLICIES,
     union_label,
@@ -256,9 +255,9 @@ def _union(
     _require_union_policy(policy)
     rank = {reference_set.pk: i for i, reference_set in enumerate(reference_sets)}
     by_subject: dict[int, list[tuple[int, str]]] = {}
-    rows = labels.filter(
-        reference_set__in=list(rank), label__in=COUNTED_REFERENCE_LABELS
-    ).values_list("subject_id", "reference_set_id", "label")
+    rows = labels.counted().filter(reference_set__in=list(rank)).values_list(
+        "subject_id", "reference_set_id", "label"
+    )
     for subject_id, set_id, label in rows.iterator(chunk_size=_CHUNK_ROWS):
         by_subject.setdefault(subject_id, []).append((rank[set_id], label))
     settled: dict[int, int] = {}

@@ -43,7 +43,7 @@ from aggregation.swap import (
 )
 from labeling.errors import InvalidInput
 from labeling.models import Classification, ReferenceLabel, ReferenceSet, Workflow
-from labeling.records import COUNTED_REFERENCE_LABELS, DEFAULT_UNION_POLICY, UNION_POLICIES
+from labeling.records import DEFAULT_UNION_POLICY, UNION_POLICIES
 
 _LABEL_NAMES = {REAL: "real", BOGUS: "bogus", UNKNOWN: ""}
 _WRITE_BATCH = 5_000
@@ -400,9 +400,8 @@ def periodic_runs_create() -> list[AggregationRun]:
         else:
             reference_sets = list(
                 ReferenceSet.objects.filter(
-                    pk__in=ReferenceLabel.objects.filter(
-                        subject__statuses__workflow=workflow,
-                        label__in=COUNTED_REFERENCE_LABELS,
+                    pk__in=ReferenceLabel.objects.counted().filter(
+                        subject__statuses__workflow=workflow
                     ).values("reference_set")
                 ).order_by("name")
             )

@@ -14,7 +14,12 @@ from django.db import models
 from django.utils import timezone
 
 from labeling import rules
-from labeling.records import ANSWERS, EXPLANATION_MAX_LENGTH, REFERENCE_LABELS
+from labeling.records import (
+    ANSWERS,
+    COUNTED_REFERENCE_LABELS,
+    EXPLANATION_MAX_LENGTH,
+    REFERENCE_LABELS,
+)
 
 ANSWER_CHOICES = [(answer, answer.capitalize()) for answer in ANSWERS]
 REFERENCE_LABEL_CHOICES = [(label, label.capitalize()) for label in REFERENCE_LABELS]
@@ -277,6 +282,12 @@ class ReferenceSet(models.Model):
         return self.name
 
 
+class ReferenceLabelQuerySet(models.QuerySet):
+    def counted(self) -> ReferenceLabelQuerySet:
+        """The labels that are reference truth: Real or Bogus (an Unsure is kept, never truth)."""
+        return self.filter(label__in=COUNTED_REFERENCE_LABELS)
+
+
 class ReferenceLabel(models.Model):
     """A reference set's current label for one subject; its past is in ReferenceLabelChange."""
 
@@ -296,6 +307,8 @@ class ReferenceLabel(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(default=timezone.now, help_text="when the label last changed")
+
+    objects = ReferenceLabelQuerySet.as_manager()
 
     class Meta:
         constraints = [

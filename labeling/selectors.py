@@ -27,7 +27,7 @@ from labeling.models import (
     Volunteer,
     Workflow,
 )
-from labeling.records import ANSWERS, COUNTED_REFERENCE_LABELS, STAMP_KINDS
+from labeling.records import ANSWERS, STAMP_KINDS
 
 MAX_QUEUE_SIZE = 50
 # The tutorial shows this many reference subjects of each answer, with the experts' label.
@@ -75,8 +75,8 @@ def subject_queue(
 
     seen = Classification.objects.filter(volunteer=volunteer, subject_id=OuterRef("subject_id"))
     unseen = _servable(workflow).exclude(Exists(seen)).exclude(subject_id__in=exclude)
-    science = unseen.exclude(_IS_REFERENCE)
-    gold = _draw(unseen.filter(_IS_REFERENCE), n_gold, rng)
+    science = unseen.exclude(IS_REFERENCE)
+    gold = _draw(unseen.filter(IS_REFERENCE), n_gold, rng)
     # The tutorial shows its examples with their answers: as gold they would measure nothing,
     # so they are served to nobody. Only explained labels can be examples, and that check on
     # the few drawn ids is cheap; finding the examples themselves is done only when needed.
@@ -84,7 +84,7 @@ def subject_queue(
         examples = {example.subject_id for example in tutorial_examples(workflow)}
         if examples.intersection(gold):
             gold = _draw(
-                unseen.filter(_IS_REFERENCE).exclude(subject_id__in=examples), n_gold, rng
+                unseen.filter(IS_REFERENCE).exclude(subject_id__in=examples), n_gold, rng
             )
     regular = _draw(science, n - len(gold), rng)
     if not regular and not science.exists():
@@ -96,9 +96,7 @@ def subject_queue(
 
 def _any_explained(subject_ids: list[int]) -> bool:
     # By subject id, so the plan is always the index on it: a handful of rows.
-    labels = ReferenceLabel.objects.filter(
-        subject_id__in=subject_ids, label__in=COUNTED_REFERENCE_LABELS
-    )
+    labels = ReferenceLabel.objects.counted().filter(subject_id__in=subject_ids)
     return any(labels.values_list("explanation", flat=True))
 
 
@@ -107,15 +105,11 @@ def workflow_finished(workflow: Workflow) -> bool:
     subjects aside, as in `subject_queue`) is left unretired."""
     if not workflow.active:
         return True
-    return not _servable(workflow).exclude(_IS_REFERENCE).exists()
+    return not _servable(workflow).exclude(IS_REFERENCE).exists()
 
 
 # A gold subject: one some set labels Real or Bogus (an Unsure label alone is no truth).
-_IS_REFERENCE = Exists(
-    ReferenceLabel.objects.filter(
-        subject_id=OuterRef("subject_id"), label__in=COUNTED_REFERENCE_LABELS
-    )
-)
+IS_REFERENCE = Exists(ReferenceLabel.objects.counted().filter(subject_id=OuterRef("subject_id")))
 
 
 def _servable(workflow: Workflow) -> QuerySet[SubjectWorkflowStatus]:
@@ -236,7 +230,7 @@ def reference_feedback(*, workflow_id: int, subject_id: int) -> ReferenceFeedbac
     if not Workflow.objects.filter(pk=workflow_id, feedback_enabled=True).exists():
         return None
     labels = list(
-        ReferenceLabel.objects.filter(subject_id=subject_id, label__in=COUNTED_REFERENCE_LABELS)
+        ReferenceLabel.objects.counted().filter(subject_id=subject_id)
         .order_by("pk")
         .values_list("label", "explanation")
     )

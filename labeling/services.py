@@ -17,11 +17,11 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from aggregation import tasks as aggregation_tasks
-from labeling import roles, rules, stamps
+from labeling import roles, rules, selectors, stamps
 from labeling.errors import Conflict, Forbidden, InvalidInput, NotFound
 from labeling.models import (
     Classification,
@@ -39,7 +39,6 @@ from labeling.models import (
 )
 from labeling.records import (
     ANSWERS,
-    COUNTED_REFERENCE_LABELS,
     EXPLANATION_MAX_LENGTH,
     REFERENCE_LABELS,
     Rejection,
@@ -403,11 +402,7 @@ def _locked_status(submission: _Submission) -> SubjectWorkflowStatus:
             SubjectWorkflowStatus.objects.select_for_update(of=("self",))
             .select_related("workflow")
             .annotate(
-                is_reference=Exists(
-                    ReferenceLabel.objects.filter(
-                        subject_id=OuterRef("subject_id"), label__in=COUNTED_REFERENCE_LABELS
-                    )
-                )
+                is_reference=selectors.IS_REFERENCE
             )
             .get(workflow_id=submission.workflow_id, subject_id=submission.subject_id)
         )

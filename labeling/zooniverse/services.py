@@ -45,7 +45,6 @@ from labeling.models import (
     Volunteer,
     Workflow,
 )
-from labeling.records import COUNTED_REFERENCE_LABELS
 from labeling.zooniverse.parse import (
     ExportClassification,
     ExportSubject,
@@ -363,9 +362,9 @@ def _reference_subject_pks(subject_pks: Iterable[int]) -> set[int]:
     found: set[int] = set()
     for chunk in _chunks(list(subject_pks)):
         found.update(
-            ReferenceLabel.objects.filter(
-                subject_id__in=chunk, label__in=COUNTED_REFERENCE_LABELS
-            ).values_list("subject_id", flat=True)
+            ReferenceLabel.objects.counted()
+            .filter(subject_id__in=chunk)
+            .values_list("subject_id", flat=True)
         )
     return found
 

@@ -17,7 +17,6 @@ from labeling.models import (
     SubjectWorkflowStatus,
     Workflow,
 )
-from labeling.records import COUNTED_REFERENCE_LABELS
 from simulation.triplets import KIND_EXPLANATION, KIND_TRUTH, TRUTH_METADATA_KEY, generate_subjects
 from simulation.volunteers import VOLUNTEER_TYPES, answer, make_population
 
@@ -197,9 +196,9 @@ class Command(BaseCommand):
             raise CommandError(f"workflow {workflow.slug!r} is not active: nothing is served")
         truth = _load_truth(workflow)
         reference_ids = set(
-            ReferenceLabel.objects.filter(
-                subject_id__in=truth.keys(), label__in=COUNTED_REFERENCE_LABELS
-            ).values_list("subject_id", flat=True)
+            ReferenceLabel.objects.counted()
+            .filter(subject_id__in=truth.keys())
+            .values_list("subject_id", flat=True)
         )
         science_ids = truth.keys() - reference_ids
         if not science_ids:
