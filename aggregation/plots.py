@@ -41,13 +41,15 @@ THRESHOLD_COLOUR = OKABE_ITO["bluish_green"]
 DPI = 100
 
 
-def _figure(width: float = 7.0, height: float = 4.5) -> Figure:
+def new_figure(width: float = 7.0, height: float = 4.5) -> Figure:
+    """A Figure on its own Agg canvas: no pyplot, so no state shared between requests."""
     figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
+    """The figure as PNG bytes, at the project's DPI."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
@@ -62,7 +64,7 @@ def plot_volunteer_fractions(fractions: VolunteerReferenceFractions, cut: float 
     """Fraction of reference Reals called Real and of reference Bogus called Bogus, against
     the volunteer's number of classifications (log x), as DMTN-337 Fig. 3. Volunteers who
     call nearly everything Real (optimistic) or Bogus (pessimistic) are ringed."""
-    figure = _figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     n = np.asarray(fractions.n_classifications, np.float64)
     real = np.asarray(fractions.frac_real_correct, np.float64)
@@ -93,12 +95,12 @@ def plot_volunteer_fractions(fractions: VolunteerReferenceFractions, cut: float 
     ax.set_ylabel("fraction of reference labels matched")
     ax.set_title("Volunteers against the reference set")
     ax.legend(loc="lower right", fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def plot_posterior_histogram(p_real, params: SwapParams, bins: int = 50) -> bytes:
     """Histogram of the final Pr(Real) (log counts) with the Real and Bogus thresholds."""
-    figure = _figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     values = np.asarray(p_real, np.float64)
     values = values[np.isfinite(values)]
@@ -120,7 +122,7 @@ def plot_posterior_histogram(p_real, params: SwapParams, bins: int = 50) -> byte
     ax.set_ylabel("subjects")
     ax.set_title(f"Posterior of {values.size:,} subjects")
     ax.legend(loc="upper center", fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def plot_trajectories(result: SwapResult, subject_indices: Sequence[int],
@@ -136,7 +138,7 @@ def plot_trajectory_arrays(traj_offsets, traj_values, subject_indices: Sequence[
     """plot_trajectories from the CSR arrays themselves (as stored), without a SwapResult."""
     offsets = np.asarray(traj_offsets)
     values = np.asarray(traj_values, np.float64)
-    figure = _figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     ax.axhspan(params.real_threshold, 1.0, color=REAL_COLOUR, alpha=0.08)
     ax.axhspan(0.0, params.bogus_threshold, color=BOGUS_COLOUR, alpha=0.08)
@@ -166,7 +168,7 @@ def plot_trajectory_arrays(traj_offsets, traj_values, subject_indices: Sequence[
     ax.set_title(f"Trajectories of {drawn} subjects" + (f" ({mode})" if mode else ""))
     if seen:
         ax.legend(loc="center right", fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def plot_skills(skills: Skills) -> bytes:
@@ -179,7 +181,7 @@ def plot_skills(skills: Skills) -> bytes:
 
 def plot_skill_arrays(p_real, p_bogus, contributes, n_reference=None) -> bytes:
     """plot_skills from the arrays themselves (as stored), without a Skills."""
-    figure = _figure(5.5, 5.0)
+    figure = new_figure(5.5, 5.0)
     ax = figure.add_subplot()
     p_real, p_bogus = np.asarray(p_real, np.float64), np.asarray(p_bogus, np.float64)
     contributes = np.asarray(contributes, bool)
@@ -208,7 +210,7 @@ def plot_skill_arrays(p_real, p_bogus, contributes, n_reference=None) -> bytes:
     ax.set_ylabel("P(says Real | Real)")
     ax.set_title("Volunteer skills")
     ax.legend(loc="lower left", fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def plot_label_set_breakdown(counts: dict[str, dict[str, dict[str, int]]]) -> bytes:
@@ -218,7 +220,7 @@ def plot_label_set_breakdown(counts: dict[str, dict[str, dict[str, int]]]) -> by
     splits = list(counts)
     origins = sorted({origin for split in counts.values() for by_origin in split.values()
                       for origin in by_origin})
-    figure = _figure(max(5.0, 2.2 * len(splits) + 1.5 * len(origins)), 4.0)
+    figure = new_figure(max(5.0, 2.2 * len(splits) + 1.5 * len(origins)), 4.0)
     axes = figure.subplots(1, max(1, len(splits)), sharey=True, squeeze=False)[0]
     if not origins:
         _no_data(axes[0], "the label set is empty")
@@ -241,4 +243,4 @@ def plot_label_set_breakdown(counts: dict[str, dict[str, dict[str, int]]]) -> by
         figure.legend(*axes[0].get_legend_handles_labels(), loc="outside upper right",
                       fontsize="small")
     figure.suptitle("Class x origin per split")
-    return _png(figure)
+    return png_bytes(figure)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +12,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
-from django.core.files.storage import storages
+from django.core.files.storage import default_storage, storages
 from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 
 from labeling import rendering, rules, stamps
@@ -163,6 +164,19 @@ def subject_image_png(subject_id: int, kind: str) -> bytes:
     png = rendering.render_stamp_png(cube, kind, scale=scale)
     cache.save(path, ContentFile(png))
     return png
+
+
+def subject_cubes(stamp_names: Sequence[str], size: int) -> np.ndarray:
+    """The stamp cubes stored under `stamp_names` (Subject.stamps names), as one float32
+    (n, 3, size, size) array in that order; StampError if one is corrupt or of another size."""
+    cubes = np.empty((len(stamp_names), 3, size, size), dtype=np.float32)
+    for i, name in enumerate(stamp_names):
+        with default_storage.open(name, "rb") as handle:
+            try:
+                cubes[i] = stamps.cube_from_bytes(handle.read(), size)
+            except stamps.StampError as exc:
+                raise stamps.StampError(f"{name}: {exc}") from None
+    return cubes
 
 
 def subject_pixels(subject_id: int) -> dict[str, list[list[float | None]]]:

@@ -36,6 +36,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MODELS_ROOT = tmp_path / "models"
+    settings.LABEL_SETS_ROOT = tmp_path / "label-sets"
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
@@ -81,6 +83,19 @@ def workflow(db) -> Workflow:
 @pytest.fixture
 def subject_ids(workflow) -> list[int]:
     return add_subjects(workflow, 12)
+
+
+@pytest.fixture
+def eager_celery():
+    """Queued tasks run in this process, as with no broker configured. CI sets
+    CELERY_BROKER_URL, and no worker consumes the queues during the tests
+    (tests/aggregation/test_worker.py is where a real worker is exercised)."""
+    from config.celery import app as celery_app
+
+    before = {key: celery_app.conf[key] for key in ("task_always_eager", "task_eager_propagates")}
+    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    yield
+    celery_app.conf.update(before)
 
 
 @pytest.fixture

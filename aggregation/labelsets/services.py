@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -29,9 +28,10 @@ from django.utils import timezone
 from aggregation import selectors as aggregation_selectors
 from aggregation.labelsets import artifact, core, storage
 from aggregation.labelsets.artifact import SplitTable, verify_artifact
+from aggregation.labelsets.signals import label_set_exported
 from aggregation.models import AggregationRun, LabelSet, LabelSetExport, SubjectPosterior
 from aggregation.swap.types import UNKNOWN
-from labeling import stamps
+from labeling import selectors as labeling_selectors
 from labeling.errors import InvalidInput, LabelingError
 from labeling.models import Subject, SubjectSet
 from simulation.triplets import TRUTH_METADATA_KEY
@@ -455,11 +455,8 @@ def _cube_reader(candidates: _Subjects, injections: _Subjects | None,
         names.update(zip(injections.ids.tolist(), injections.stamp_names, strict=True))
 
     def read(subject_ids: np.ndarray) -> np.ndarray:
-        cubes = np.empty((len(subject_ids), 3, stamp_size, stamp_size), dtype=np.float32)
-        for i, subject_id in enumerate(subject_ids.tolist()):
-            with default_storage.open(names[subject_id], "rb") as handle:
-                cubes[i] = stamps.cube_from_bytes(handle.read(), stamp_size)
-        return cubes
+        return labeling_selectors.subject_cubes([names[i] for i in subject_ids.tolist()],
+                                                stamp_size)
 
     return read
 
@@ -563,6 +560,9 @@ def _register(run, options: ExportOptions, manifest: dict, staging: Path, *, cre
                     label_set=label_set, status=LabelSetExport.Status.DONE,
                     finished_at=timezone.now(), error="",
                 )
+            transaction.on_commit(
+                lambda: label_set_exported.send_robust(sender=LabelSet, label_set=label_set)
+            )
     except BaseException:
         for path in placed:
             _remove(path)

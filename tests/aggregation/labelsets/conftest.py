@@ -1,4 +1,4 @@
-"""Label sets written under each test's own folder, and runs whose labels a test chooses."""
+"""Runs whose labels a test chooses; queued exports run in the test's process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from aggregation import services as aggregation_services
 from aggregation.models import AggregationRun, SubjectPosterior
-from config.celery import app as celery_app
 from labeling import services
 from labeling.models import Subject, Workflow
 from tests.conftest import add_subjects
@@ -17,19 +16,8 @@ ORIGINS = ("ss", "gaia", "tns")
 
 
 @pytest.fixture(autouse=True)
-def _label_sets_root(settings, tmp_path):
-    settings.LABEL_SETS_ROOT = tmp_path / "label-sets"
-
-
-@pytest.fixture(autouse=True)
-def _queued_exports_run_here():
-    """A queued export runs in this process, as with no broker configured: CI sets
-    CELERY_BROKER_URL, and no worker consumes the `aggregation` queue during these tests
-    (tests/aggregation/test_worker.py is where a real worker is exercised)."""
-    before = {key: celery_app.conf[key] for key in ("task_always_eager", "task_eager_propagates")}
-    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
-    yield
-    celery_app.conf.update(before)
+def _queued_exports_run_here(eager_celery):
+    """A queued export runs in this process (see `eager_celery`)."""
 
 
 @dataclass
