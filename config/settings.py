@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "labeling",
     "aggregation",
     "review",
+    "training",
     "frontend",
 ]
 
@@ -96,6 +97,8 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(BASE_DIR / "media")))
 # Label-set artifacts: one folder and one archive per LabelSet, never rewritten.
 LABEL_SETS_ROOT = Path(env.str("LABEL_SETS_ROOT", default=str(MEDIA_ROOT / "label-sets")))
+# Model versions (weights, ONNX) and the checkpoints of training jobs in progress.
+MODELS_ROOT = Path(env.str("MODELS_ROOT", default=str(MEDIA_ROOT / "models")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -125,6 +128,9 @@ CELERY_TASK_ROUTES = {
     "aggregation.tasks.aggregate_active_workflows": {"queue": "aggregation"},
     "aggregation.tasks.export_label_set": {"queue": "aggregation"},
     "aggregation.tasks.swap_online_update": {"queue": "online"},
+    # Training holds the CPU (or GPU) for minutes to hours; scoring a visit must not wait for it.
+    "training.tasks.train_model": {"queue": "training"},
+    "training.tasks.score_subjects": {"queue": "scoring"},
 }
 CELERY_BEAT_SCHEDULE = {
     "aggregate-active-workflows": {

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/", include("labeling.api.urls")),
     path("api/review/", include("review.api_urls")),
     path("api/label-sets/", include("aggregation.labelsets.api_urls")),
+    path("api/", include("training.api_urls")),
     path("aggregation/", include("aggregation.urls")),
     path("label-sets/", include("aggregation.labelsets.urls")),
     path("reference/", include("labeling.urls")),

@@ -20,6 +20,7 @@ from labeling.models import (
 )
 from simulation.triplets import KIND_EXPLANATION
 from tests.conftest import add_subjects
+from training.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -80,11 +81,13 @@ def test_demo_setup_is_idempotent_and_creates_every_role(db, django_user_model):
     assert expert.groups.filter(expert_team__name="sim-experts").exists()
     assert django_user_model.objects.get(username="admin").is_staff
     assert "demo ready" in out.getvalue()
-    # Simulated volunteers answered, were aggregated once and exported once.
+    # Simulated volunteers answered, were aggregated once, exported once and trained on once.
     assert Classification.objects.filter(workflow__slug="demo").exists()
     run = AggregationRun.objects.get(workflow__slug="demo")
     assert run.status == AggregationRun.Status.DONE
-    assert LabelSet.objects.get().run == run
+    label_set = LabelSet.objects.get()
+    assert label_set.run == run
+    assert ModelVersion.objects.get().label_set == label_set
 
 
 # --- simulate volunteers -------------------------------------------------------------------

@@ -51,3 +51,42 @@ def archive(artifact) -> Path:
     path = artifact.with_suffix(".tar")
     write_archive(artifact, path, artifact.name)
     return path
+
+
+# --- the registry (Django): a label set over subjects with stamps, and trained versions ------
+
+# Few epochs on few subjects: the jobs' bookkeeping is under test here, not the learning
+# (tests/training/test_train.py checks that training learns).
+QUICK = {"epochs": 2, "patience": 2, "seed": 0}
+
+
+def export_label_set(workflow, *, n: int = 48, seed: int = 0, fine_tune_from: str = ""):
+    """A label set of n new subjects with 51x51 stamps (labels as `labelled_run` chooses
+    them); each seed makes other subjects."""
+    from aggregation.labelsets.services import ExportOptions, label_set_export
+    from tests.aggregation.labelsets.conftest import labelled_run
+
+    run = labelled_run(workflow, n=n, seed=seed).run
+    options = ExportOptions.from_dict({"scenario": "unstable", "balance": "none", "seed": 0})
+    return label_set_export(run.pk, options, fine_tune_from=fine_tune_from)
+
+
+def train_version(label_set, *, parent: str | None = None, name: str | None = None, **options):
+    """Train and register a version now (no queue); returns the finished job."""
+    from training import services
+
+    job = services.training_job_create(label_set.number, parent=parent, name=name,
+                                       options={**QUICK, **options}, queue=False)
+    return services.training_job_execute(job.pk)
+
+
+@pytest.fixture
+def label_set(workflow, eager_celery):
+    return export_label_set(workflow)
+
+
+@pytest.fixture
+def base_version(label_set):
+    job = train_version(label_set)
+    assert job.status == "done", job.error
+    return job.model_version

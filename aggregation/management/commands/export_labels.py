@@ -90,5 +90,10 @@ class Command(BaseCommand):
             out.write(f"  {injections['n']:,} injections from {injections['subject_set']!r}, "
                       "in train only")
         if label_set.fine_tune_from:
-            out.write(f"  fine-tuning from {label_set.fine_tune_from!r} requested (recorded; "
-                      "queued once training jobs exist)")
+            # The training app queued the job when the export committed (with no broker, Celery
+            # is eager and it has already run).
+            out.write(f"  fine-tuning from {label_set.fine_tune_from!r} requested")
+            for job in label_set.training_jobs.order_by("pk"):
+                outcome = (f"registered {job.model_version.name}" if job.model_version_id
+                           else job.status + (f": {job.error}" if job.error else ""))
+                out.write(f"    training job {job.pk}: {outcome}")

@@ -7,6 +7,7 @@ from aggregation.models import AggregationRun, LabelSet
 from labeling import roles, services
 from labeling.management.commands.simulate import SIM_REFERENCE_SET, SIM_TEAM
 from labeling.models import Classification, SubjectWorkflowStatus, Workflow
+from training.models import ModelVersion
 
 DEMO_WORKFLOW = "demo"
 DEMO_PROJECT = "Rubin Difference Detectives (demo)"
@@ -16,6 +17,9 @@ DEMO_PASSWORD = "demo-password"
 # classify), so the review queues, the aggregation pages and a label set have something to show.
 DEMO_VOLUNTEERS = 60
 DEMO_CLASSIFICATIONS = 1200
+# A small base model trained on the demo's label set, so the model pages have a version.
+DEMO_MODEL = "v0.1"
+DEMO_MODEL_EPOCHS = 5
 DEMO_USERS = {
     "admin": "staff",
     "expert": "an expert of the sim-experts team",
@@ -26,7 +30,8 @@ DEMO_USERS = {
 
 class Command(BaseCommand):
     help = ("Create the demo workflow, synthetic subjects, reference labels, simulated "
-            "volunteers' answers, an aggregation run, a label set and demo accounts.")
+            "volunteers' answers, an aggregation run, a label set, a small model version and "
+            "demo accounts.")
 
     def add_arguments(self, parser):
         parser.add_argument("--n", type=int, default=600, help="synthetic subjects")
@@ -52,7 +57,8 @@ class Command(BaseCommand):
         Workflow.objects.filter(slug=DEMO_WORKFLOW).update(feedback_enabled=True)
 
     def _crowd(self, seed: int):
-        """Simulated answers, then a SWAP run over them and its label set, once."""
+        """Simulated answers, then a SWAP run over them, its label set and a model trained on
+        it, once."""
         if not Classification.objects.filter(workflow__slug=DEMO_WORKFLOW).exists():
             call_command("simulate", "volunteers", workflow=DEMO_WORKFLOW, n=DEMO_VOLUNTEERS,
                          seed=seed, max_classifications=DEMO_CLASSIFICATIONS,
@@ -67,6 +73,10 @@ class Command(BaseCommand):
             # The unstable scenario: at demo size few subjects have the three votes that the
             # stable one needs.
             call_command("export_labels", run=run.pk, scenario="unstable", stdout=self.stdout)
+        if not ModelVersion.objects.filter(name=DEMO_MODEL).exists():
+            label_set = LabelSet.objects.filter(run__workflow__slug=DEMO_WORKFLOW).latest("pk")
+            call_command("train", label_set=label_set.number, name=DEMO_MODEL,
+                         epochs=DEMO_MODEL_EPOCHS, stdout=self.stdout)
 
     def _accounts(self):
         users = get_user_model()
