@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/", include("training.api_urls")),
     path("aggregation/", include("aggregation.urls")),
     path("label-sets/", include("aggregation.labelsets.urls")),
+    path("models/", include("training.urls")),
     path("reference/", include("labeling.urls")),
     path("review/", include("review.urls")),
     # The frontend's sign-in comes first: it keeps an anonymous volunteer's history.

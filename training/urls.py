@@ -1,0 +1,13 @@
+from django.urls import path
+
+from training import views
+
+urlpatterns = [
+    path("", views.model_list, name="models"),
+    path("compare/", views.model_compare, name="models-compare"),
+    path("compare/figures/<slug:figure>.png", views.model_compare_figure,
+         name="models-compare-figure"),
+    path("jobs/<int:pk>/", views.training_job_detail, name="training-job"),
+    path("<str:name>/", views.model_detail, name="model-version"),
+    path("<str:name>/figures/<slug:figure>.png", views.model_figure, name="model-figure"),
+]

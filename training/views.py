@@ -1,0 +1,216 @@
+"""The model-registry pages, for the ML team and staff: the versions as a lineage with the jobs
+not done, one version with its evaluation, its figures, the comparison of two versions on the
+same test split, and one training job's progress (which the page's script keeps current).
+
+Views validate and call selectors and services; what the pages show is worked out in
+`training.presenters`."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET
+
+from labeling import roles
+from labeling.errors import InvalidInput, LabelingError, NotFound
+from training import presenters, selectors, services, storage
+from training.models import Evaluation, JobStatus, ModelVersion
+
+# Rows on the list page (the API pages through all of them) and recent scoring jobs shown.
+LIST_LIMIT = 200
+RECENT_SCORING_JOBS = 20
+# How often the job page's script asks the API for news.
+POLL_INTERVAL_S = 2
+# A version's evaluation on a label set never changes, so neither do its figures.
+FIGURE_CACHE_CONTROL = "private, max-age=86400"
+
+
+def model_readers_only(view):
+    """Anonymous visitors are sent to sign in; signed-in users who may not use label sets
+    (volunteers, experts outside the ML team) get 403, since signing in again would not help.
+    Models are trained on label sets, so they have the same readers."""
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not roles.can_use_label_sets(request.user):
+            raise PermissionDenied("The model registry is for the ML team and staff.")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+@require_GET
+@model_readers_only
+def model_list(request):
+    versions = list(selectors.versions_with_own_evaluation()[:LIST_LIMIT])
+    rows = [(row, _summary(row.version.own_evaluations))
+            for row in presenters.lineage_rows(versions)]
+    jobs = [(job, presenters.job_progress(epoch=job.epoch, options=job.options,
+                                          batches_done=job.batches_done,
+                                          batches_total=job.batches_total))
+            for job in selectors.training_jobs_not_done()[:LIST_LIMIT]]
+    return render(request, "training/model_list.html", {
+        "rows": rows,
+        "jobs": jobs,
+        "scoring_jobs": list(selectors.scoring_jobs_list()[:RECENT_SCORING_JOBS]),
+        "version_names": [version.name for version in versions],
+    })
+
+
+def _summary(own_evaluations: list[Evaluation]) -> presenters.EvaluationSummary | None:
+    return presenters.summarise(own_evaluations[0].metrics) if own_evaluations else None
+
+
+@require_GET
+@model_readers_only
+def model_detail(request, name: str):
+    version = _version(name)
+    evaluation = selectors.evaluation_find(version, version.label_set_id)
+    metrics = evaluation.metrics if evaluation is not None else None
+    return render(request, "training/model_detail.html", {
+        "version": version,
+        "ancestors": selectors.lineage(version)[1:],
+        "children": list(version.children.order_by("pk")),
+        "weights_size": _file_size(version.weights_path),
+        "chart": presenters.loss_chart(version.history, best_epoch=version.best_epoch),
+        "epochs": presenters.epoch_rows(version.history, version.best_epoch),
+        "summary": presenters.summarise(metrics) if metrics else None,
+        "origins": presenters.per_origin_rows(metrics) if metrics else [],
+        "figures": presenters.FIGURES.values(),
+        "scoring_jobs": list(selectors.scoring_jobs_of(version)[:LIST_LIMIT]),
+    })
+
+
+def _file_size(relative_path: str) -> int | None:
+    """Bytes of a registered file; None when it is missing on this server."""
+    try:
+        return storage.path_of(relative_path).stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+@require_GET
+@model_readers_only
+def model_figure(request, name: str, figure: str):
+    kind = _figure_kind(figure)
+    version = _version(name)
+    evaluation = selectors.evaluation_find(version, version.label_set_id)
+    if evaluation is None:
+        raise Http404(f"model version {name} has no evaluation on its label set")
+    return _png(kind.draw({version.name: evaluation.metrics}))
+
+
+@require_GET
+@model_readers_only
+def model_compare(request):
+    try:
+        comparison = _comparison(request.GET)
+    except LabelingError as exc:
+        return _problem(request, exc)
+    a, b, label_set = comparison.a, comparison.b, comparison.label_set
+    metrics_a, metrics_b = comparison.evaluation_a.metrics, comparison.evaluation_b.metrics
+    query = {"a": a.name, "b": b.name, "label_set": label_set.number}
+    return render(request, "training/model_compare.html", {
+        "a": a, "b": b, "label_set": label_set,
+        "summary_a": presenters.summarise(metrics_a),
+        "summary_b": presenters.summarise(metrics_b),
+        "numbers": presenters.compare(metrics_a, metrics_b),
+        "figures": presenters.FIGURES.values(),
+        "query": query,
+        "query_string": urlencode(query),
+        "version_names": selectors.version_names(LIST_LIMIT),
+    })
+
+
+@require_GET
+@model_readers_only
+def model_compare_figure(request, figure: str):
+    kind = _figure_kind(figure)
+    try:
+        comparison = _comparison(request.GET)
+    except LabelingError as exc:
+        return _problem(request, exc)
+    return _png(kind.draw({comparison.a.name: comparison.evaluation_a.metrics,
+                           comparison.b.name: comparison.evaluation_b.metrics}))
+
+
+def _comparison(query) -> services.Comparison:
+    """Validate ?a=&b=[&label_set=] and call the comparison service."""
+    names = (query.get("a", "").strip(), query.get("b", "").strip())
+    if not all(names):
+        raise InvalidInput("pick two versions to compare: a and b (e.g. ?a=v0.1&b=v0.2)")
+    number = query.get("label_set", "").strip()
+    if number and not number.isdigit():
+        raise InvalidInput(f"label_set must be a label set number, not {number!r}")
+    return services.versions_compare(*names, int(number) if number else None)
+
+
+def _problem(request, error: LabelingError) -> HttpResponse:
+    """A page that says what was wrong with the request, with the form to try again."""
+    return render(request, "training/problem.html", {
+        "message": error.message,
+        "version_names": selectors.version_names(LIST_LIMIT),
+        "query": {key: request.GET.get(key, "") for key in ("a", "b", "label_set")},
+    }, status=error.status_code)
+
+
+@require_GET
+@model_readers_only
+def training_job_detail(request, pk: int):
+    try:
+        job = selectors.training_job_get(pk)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    best_epoch = (job.model_version.best_epoch if job.model_version
+                  else presenters.best_epoch_of(job.history))
+    progress = presenters.job_progress(epoch=job.epoch, options=job.options,
+                                       batches_done=job.batches_done,
+                                       batches_total=job.batches_total)
+    live = job.status in (JobStatus.PENDING, JobStatus.RUNNING)
+    return render(request, "training/training_job.html", {
+        "job": job,
+        "progress": progress,
+        "live": live,
+        "poll_seconds": POLL_INTERVAL_S,
+        "chart": presenters.loss_chart(job.history, best_epoch=best_epoch,
+                                       planned_epochs=progress.epochs_planned),
+        "epochs": presenters.epoch_rows(job.history, best_epoch),
+        "config": {
+            "api": reverse("api-training-job", kwargs={"pk": job.pk}),
+            "models": reverse("models"),
+            "status": job.status,
+            "epoch": job.epoch,
+            "batches_done": job.batches_done,
+            "batches_total": job.batches_total,
+            "interval_ms": POLL_INTERVAL_S * 1000,
+        },
+    })
+
+
+def _version(name: str) -> ModelVersion:
+    try:
+        return selectors.version_get(name)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+
+
+def _figure_kind(slug: str) -> presenters.FigureKind:
+    try:
+        return presenters.FIGURES[slug]
+    except KeyError:
+        raise Http404(f"no figure {slug!r}: the figures are "
+                      f"{', '.join(presenters.FIGURES)}") from None
+
+
+def _png(png: bytes) -> HttpResponse:
+    response = HttpResponse(png, content_type="image/png")
+    response["Cache-Control"] = FIGURE_CACHE_CONTROL
+    return response
