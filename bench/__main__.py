@@ -8,9 +8,11 @@
 4. Label sets at 20,000 subjects: export throughput and the download's peak memory
    (`bench.labelsets`).
 5. SWAP aggregation on simulated classifications (`bench.swap`), no database.
+6. The real/bogus CNN on the CPU: inference, scoring and training-epoch throughput against
+   the matmul rate (`bench.training`), no database.
 
-`python -m bench swap` (or `web`, `aggregation`, `labelsets`) runs only those: `web` is 1
-and 2, `aggregation` is 3, `labelsets` is 4, `swap` is 5.
+`python -m bench swap` (or `web`, `aggregation`, `labelsets`, `training`) runs only those:
+`web` is 1 and 2, `aggregation` is 3, `labelsets` is 4, `swap` is 5, `training` is 6.
 
 Figures go to stdout as `name: value` lines and to bench/results/latest.json (a run of only
 some benchmarks writes latest-<names>.json instead, leaving the full run's file alone);
@@ -27,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from bench import aggregation_db, classify, labelsets, rubin, swap
+from bench import aggregation_db, classify, labelsets, rubin, swap, training
 from bench.database import (
     DEFAULT_URL,
     bench_database_url,
@@ -38,7 +40,7 @@ from bench.database import (
 from bench.results import RESULTS_DIR, BenchError, Results, log
 
 # What `python -m bench NAME ...` can pick, in the order a full run goes.
-BENCHMARKS = ("web", "aggregation", "labelsets", "swap")
+BENCHMARKS = ("web", "aggregation", "labelsets", "swap", "training")
 DATABASE_BENCHMARKS = {"web", "aggregation", "labelsets"}
 
 
@@ -52,7 +54,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
                         help=f"run only these, of {', '.join(BENCHMARKS)} (default: all); "
-                        "swap needs no database")
+                        "swap and training need no database")
     parser.add_argument("--duration", type=float, default=15.0,
                         help="seconds measured per load (default 15)")
     parser.add_argument("--warmup", type=float, default=3.0,
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 labelsets.run(results, url, media_root)
         if "swap" in selected:
             swap.run(results)
+        if "training" in selected:
+            training.run(results)
         results.add("bench_total_s", time.monotonic() - started)
         if selected == list(BENCHMARKS):
             path = results.save()
