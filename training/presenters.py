@@ -129,6 +129,8 @@ MEASURES = (
     RECALL_AREA,
     Measure("Rank K where recall reaches 50%", ("recall_at_rank", "k_at_half"), None),
     Measure("Rank K where recall reaches 90%", ("recall_at_rank", "k_at_90"), None),
+    Measure("Test subjects it or an ancestor trained or validated on", ("seen_in_training",),
+            None),
 )
 
 

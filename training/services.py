@@ -192,7 +192,9 @@ def _train(job: TrainingJob, *, on_epoch, on_batch) -> ModelVersion:
                  on_batch=_heartbeat(job, on_batch))
     model.load_state_dict(result.best_state)
     model.to("cpu").eval()
-    metrics = _evaluate(model, test)
+    trained_on = [label_set] + ([] if job.parent is None
+                                else [v.label_set for v in selectors.lineage(job.parent)])
+    metrics = _evaluate(model, test, trained_on)
     version = _register(job, model, test, metrics, result, device=str(device))
     shutil.rmtree(storage.job_folder(job.pk), ignore_errors=True)
     return version
@@ -247,9 +249,16 @@ def _heartbeat(job: TrainingJob, also: Callable[[int, int], None] | None):
     return beat
 
 
-def _evaluate(model: RealBogusCNN, test: LabelSetDataset) -> dict:
+def _evaluate(model: RealBogusCNN, test: LabelSetDataset, trained_on: list[LabelSet]) -> dict:
+    """evaluate() on a test split, plus `seen_in_training`: how many of its subjects were in
+    the training or validation split of a label set the version or an ancestor learnt from
+    (two label sets of one run share subjects). Scores on those flatter the version."""
     scores = predict(model, test.images, batch_size=SCORING_BATCH)
-    return evaluate(scores, test.labels, origins=test.origins, snr=test.snr)
+    metrics = evaluate(scores, test.labels, origins=test.origins, snr=test.snr)
+    seen = [LabelSetDataset(label_set_storage.folder_of(label_set.path), split).subject_ids
+            for label_set in trained_on for split in ("train", "val")]
+    metrics["seen_in_training"] = int(np.isin(test.subject_ids, np.concatenate(seen)).sum())
+    return metrics
 
 
 def _register(job: TrainingJob, model: RealBogusCNN, test: LabelSetDataset, metrics: dict,
@@ -316,7 +325,7 @@ def evaluation_get_or_create(version: ModelVersion, label_set: LabelSet) -> Eval
         return found
     _, _, test = _splits(label_set)
     model = _load(version)
-    metrics = _evaluate(model, test)
+    metrics = _evaluate(model, test, [v.label_set for v in selectors.lineage(version)])
     evaluation, _ = Evaluation.objects.get_or_create(
         model_version=version, label_set=label_set, defaults={"metrics": metrics}
     )

@@ -11,9 +11,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from aggregation.labelsets import storage as label_set_storage
+from aggregation.labelsets.services import ExportOptions, label_set_export
 from labeling.errors import Conflict, InvalidInput, NotFound
 from tests.training.conftest import QUICK, export_label_set, train_version
-from training import services, storage
+from training import presenters, services, storage
 from training.ml.dataset import LabelSetDataset
 from training.ml.model import RealBogusCNN
 from training.ml.scoring import predict
@@ -218,3 +219,47 @@ def test_the_train_command_exits_2_on_a_bad_request(label_set, arguments, messag
         call_command("train", *arguments)
     assert excinfo.value.returncode == 2
     assert not ModelVersion.objects.exists()
+
+
+def test_model_figures_draws_two_versions_on_one_test_split(workflow, label_set, base_version,
+                                                          tmp_path, capsys):
+    second = export_label_set(workflow, n=40, seed=1)
+    tuned = train_version(second, parent=base_version.name).model_version
+
+    call_command("model_figures", "--model", tuned.name, "--compare", base_version.name,
+                 "--out", str(tmp_path / "figures"))
+
+    # Both are evaluated on the fine-tuned version's label set, the base one now.
+    assert set(Evaluation.objects.filter(label_set=second).values_list(
+        "model_version__name", flat=True)) == {tuned.name, base_version.name}
+    pngs = sorted((tmp_path / "figures").glob("*.png"))
+    assert [png.stem for png in pngs] == sorted(presenters.FIGURES)
+    assert all(png.read_bytes().startswith(b"\x89PNG") for png in pngs)
+    out = capsys.readouterr().out
+    assert f"test split of label set {second.number}:" in out
+    assert f"  {base_version.name}: " in out
+    assert f"  {tuned.name}: " in out
+
+
+def test_model_figures_exits_2_for_an_unknown_version(base_version, tmp_path):
+    with pytest.raises(CommandError, match="no model version 'v8'") as excinfo:
+        call_command("model_figures", "--model", "v8", "--out", str(tmp_path))
+    assert excinfo.value.returncode == 2
+
+
+def test_an_evaluation_counts_the_test_subjects_the_version_learnt_from(label_set,
+                                                                        base_version):
+    # Another split of the same run: part of its test split was in v0.1's train/val splits.
+    options = ExportOptions.from_dict({"scenario": "unstable", "balance": "none", "seed": 5})
+    resplit = label_set_export(label_set.run_id, options)
+    folder, other = (label_set_storage.folder_of(ls.path) for ls in (label_set, resplit))
+    learnt = np.concatenate([LabelSetDataset(folder, split).subject_ids
+                             for split in ("train", "val")])
+    expected = int(np.isin(LabelSetDataset(other, "test").subject_ids, learnt).sum())
+    assert expected > 0
+
+    evaluation = services.evaluation_get_or_create(base_version, resplit)
+
+    assert evaluation.metrics["seen_in_training"] == expected
+    assert services.evaluation_get_or_create(base_version, label_set).metrics[
+        "seen_in_training"] == 0

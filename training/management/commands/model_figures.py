@@ -50,4 +50,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  {name}: {metrics['n']:,} subjects; "
                               f"{metrics['requirement']['message']}; {equal_text}; "
                               f"recall-at-rank area {metrics['recall_at_rank']['area']:.3f}")
+            if metrics["seen_in_training"]:
+                self.stdout.write(f"    {metrics['seen_in_training']:,} of these subjects were "
+                                  f"in what {name} or an ancestor trained or validated on: "
+                                  "its figures are flattered")
         self.stdout.write(f"{len(FIGURES)} figures in {out}/")

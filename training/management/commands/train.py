@@ -104,6 +104,9 @@ class Command(BaseCommand):
         out.write(f"  test split: {metrics['n']:,} subjects ({metrics['n_real']:,} Real, "
                   f"{metrics['n_bogus']:,} Bogus)")
         out.write(f"  {metrics['requirement']['message']}")
+        if metrics["seen_in_training"]:
+            out.write(f"  {metrics['seen_in_training']:,} of the test subjects were in what an "
+                      "ancestor trained or validated on: these figures are flattered")
         equal = metrics["equal_point"]
         if equal is not None:
             out.write(f"  purity = completeness = {equal['value']:.1%} at threshold "
