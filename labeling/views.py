@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from labeling import roles
+from labeling.access import readers_only
 from labeling.agreement import core, plots, selectors
 from labeling.models import ReferenceSet
 
-
-def reference_readers_only(view):
-    """Anonymous visitors are sent to sign in; signed-in users who may not read reference
-    labels (volunteers, the ML team) get 403, since signing in again would not help."""
-
-    @wraps(view)
-    def guarded(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not roles.can_read_reference_labels(request.user):
-            raise PermissionDenied("reference labels are for staff and experts")
-        return view(request, *args, **kwargs)
-
-    return guarded
+# Volunteers and the ML team get 403 (the ML team sees reference labels only in label sets).
+reference_readers_only = readers_only(roles.can_read_reference_labels,
+                                      "reference labels are for staff and experts")
 
 
 @require_GET

@@ -29,6 +29,24 @@ class JobStatus(models.TextChoices):
     FAILED = "failed"
 
 
+class Job(models.Model):
+    """What every job of the registry records: its state, why it failed, who asked, when."""
+
+    status = models.CharField(max_length=10, choices=JobStatus.choices,
+                              default=JobStatus.PENDING)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-pk"]
+
+
 class ModelVersion(models.Model):
     """One trained CNN: its lineage, its training data and options, its files and its metrics."""
 
@@ -84,7 +102,7 @@ class Evaluation(models.Model):
         return f"{self.model_version} on label set {self.label_set.number}"
 
 
-class TrainingJob(models.Model):
+class TrainingJob(Job):
     """A request to train a version, run on the `training` queue.
 
     Done means its ModelVersion exists: the job is marked done in the transaction that creates
@@ -107,9 +125,6 @@ class TrainingJob(models.Model):
                                related_name="fine_tuning_jobs")
     options = models.JSONField(help_text="the TrainingConfig")
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
-    status = models.CharField(max_length=10, choices=JobStatus.choices,
-                              default=JobStatus.PENDING)
-    error = models.TextField(blank=True)
     epoch = models.PositiveIntegerField(default=0, help_text="epochs finished")
     batches_done = models.PositiveIntegerField(default=0, help_text="in the current epoch")
     batches_total = models.PositiveIntegerField(default=0, help_text="per epoch")
@@ -118,15 +133,8 @@ class TrainingJob(models.Model):
                                         help_text="last sign of life of the worker running it")
     model_version = models.OneToOneField(ModelVersion, null=True, blank=True,
                                          on_delete=models.PROTECT, related_name="training_job")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-pk"]
+    class Meta(Job.Meta):
         constraints = [
             # Two live jobs may not race to register the same version name.
             models.UniqueConstraint(
@@ -139,7 +147,7 @@ class TrainingJob(models.Model):
         return f"training job {self.pk}: {self.name} on label set {self.label_set_id}"
 
 
-class ScoringJob(models.Model):
+class ScoringJob(Job):
     """Score every subject of a subject set with a version, on the `scoring` queue. Running it
     again scores only the subjects this version has no score for yet."""
 
@@ -147,20 +155,8 @@ class ScoringJob(models.Model):
                                       related_name="scoring_jobs")
     subject_set = models.ForeignKey(SubjectSet, on_delete=models.CASCADE,
                                     related_name="scoring_jobs")
-    status = models.CharField(max_length=10, choices=JobStatus.choices,
-                              default=JobStatus.PENDING)
-    error = models.TextField(blank=True)
     n_total = models.PositiveIntegerField(default=0, help_text="subjects with stamps in the set")
     n_done = models.PositiveIntegerField(default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-pk"]
 
     def __str__(self):
         return f"scoring job {self.pk}: {self.model_version} on {self.subject_set}"

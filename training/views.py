@@ -7,10 +7,6 @@ Views validate and call selectors and services; what the pages show is worked ou
 
 from __future__ import annotations
 
-from functools import wraps
-
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -18,6 +14,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from labeling import roles
+from labeling.access import readers_only
 from labeling.errors import InvalidInput, LabelingError, NotFound
 from training import presenters, selectors, services, storage
 from training.models import Evaluation, JobStatus, ModelVersion
@@ -31,20 +28,9 @@ POLL_INTERVAL_S = 2
 FIGURE_CACHE_CONTROL = "private, max-age=86400"
 
 
-def model_readers_only(view):
-    """Anonymous visitors are sent to sign in; signed-in users who may not use label sets
-    (volunteers, experts outside the ML team) get 403, since signing in again would not help.
-    Models are trained on label sets, so they have the same readers."""
-
-    @wraps(view)
-    def guarded(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not roles.can_use_label_sets(request.user):
-            raise PermissionDenied("The model registry is for the ML team and staff.")
-        return view(request, *args, **kwargs)
-
-    return guarded
+# Models are trained on label sets (reference labels, origins), so they have the same readers.
+model_readers_only = readers_only(roles.can_use_label_sets,
+                                  "The model registry is for the ML team and staff.")
 
 
 @require_GET

@@ -31,7 +31,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from aggregation.labelsets.artifact import file_digest
+from aggregation.labelsets.artifact import file_digest, fsync_dir
 from training.ml.model import STAMP_SHAPE, RealBogusCNN
 from training.ml.scoring import as_stamp_array, predict
 
@@ -108,18 +108,9 @@ def write_atomically(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-        _fsync_folder(path.parent)
+        fsync_dir(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _fsync_folder(folder: Path) -> None:
-    # The rename is only durable once the folder's entry is on disk.
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def save_weights(state: Mapping[str, torch.Tensor] | RealBogusCNN, path: Path) -> str:
@@ -252,7 +243,7 @@ def export_onnx(model: RealBogusCNN, path: Path, check_images: np.ndarray,
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-        _fsync_folder(path.parent)
+        fsync_dir(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
     return difference
