@@ -73,30 +73,34 @@ evaluate: $(VENV)/.bench
 	$(EVAL_ENV) $(PY) manage.py aggregate --workflow evaluation --reference-sets sim-experts --mode online
 	$(EVAL_ENV) $(PY) manage.py aggregate --workflow evaluation --reference-sets sim-experts --mode em
 
-# The machine-learning loop on simulated data, in a throwaway database: simulate subjects, fakes
-# with known truth and volunteers; aggregate; export a label set (crowd labels, part fakes) and
-# train the base model v0.1 on it; export a stable label set that asks to fine-tune v0.1 (the
-# export queues the job: v0.2); draw both versions' evaluation figures on v0.2's test split.
-# LOOP_SUBJECTS, LOOP_VOLUNTEERS and LOOP_EPOCHS scale it.
+# The machine-learning loop on simulated data, in a throwaway database. A first workflow's crowd
+# labels, with fakes of known truth, train the base model v0.1; a second workflow, with other
+# subjects and volunteers, gives a stable label set that asks to fine-tune v0.1 (the export
+# queues the job: v0.2); both versions are then drawn on v0.2's test split, which neither has
+# seen. LOOP_SUBJECTS, LOOP_VOLUNTEERS and LOOP_EPOCHS scale it.
 LOOP_DIR := .loop
-LOOP_SUBJECTS ?= 6000
+LOOP_SUBJECTS ?= 4000
 LOOP_INJECTIONS ?= 3000
-LOOP_VOLUNTEERS ?= 400
+LOOP_VOLUNTEERS ?= 300
 LOOP_EPOCHS ?= 20
 LOOP_ENV := DATABASE_URL=sqlite:///$(CURDIR)/$(LOOP_DIR)/db.sqlite3 \
 	DJANGO_MEDIA_ROOT=$(CURDIR)/$(LOOP_DIR)/media CELERY_BROKER_URL=
 loop: $(VENV)/.runtime
 	rm -rf $(LOOP_DIR) && mkdir -p $(LOOP_DIR)
 	$(LOOP_ENV) $(PY) manage.py migrate --noinput >/dev/null
-	$(LOOP_ENV) $(PY) manage.py create_workflow loop
-	$(LOOP_ENV) $(PY) manage.py simulate subjects --workflow loop --n $(LOOP_SUBJECTS) --seed 1
-	$(LOOP_ENV) $(PY) manage.py simulate injections --workflow loop --n $(LOOP_INJECTIONS) --seed 2
-	$(LOOP_ENV) $(PY) manage.py simulate volunteers --workflow loop --n $(LOOP_VOLUNTEERS) --seed 1
-	$(LOOP_ENV) $(PY) manage.py aggregate --workflow loop --reference-sets sim-experts --mode batch
+	$(LOOP_ENV) $(PY) manage.py create_workflow first
+	$(LOOP_ENV) $(PY) manage.py simulate subjects --workflow first --n $(LOOP_SUBJECTS) --seed 1
+	$(LOOP_ENV) $(PY) manage.py simulate injections --workflow first --n $(LOOP_INJECTIONS) --seed 2
+	$(LOOP_ENV) $(PY) manage.py simulate volunteers --workflow first --n $(LOOP_VOLUNTEERS) --seed 1
+	$(LOOP_ENV) $(PY) manage.py aggregate --workflow first --reference-sets sim-experts --mode batch
 	$(LOOP_ENV) $(PY) manage.py export_labels --run 1 --scenario unstable --seed 1 \
 		--mix-injections injections:0.4
 	$(LOOP_ENV) $(PY) manage.py train --label-set 1 --name v0.1 --epochs $(LOOP_EPOCHS)
-	$(LOOP_ENV) $(PY) manage.py export_labels --run 1 --scenario stable --seed 2 \
+	$(LOOP_ENV) $(PY) manage.py create_workflow second
+	$(LOOP_ENV) $(PY) manage.py simulate subjects --workflow second --n $(LOOP_SUBJECTS) --seed 3
+	$(LOOP_ENV) $(PY) manage.py simulate volunteers --workflow second --n $(LOOP_VOLUNTEERS) --seed 3
+	$(LOOP_ENV) $(PY) manage.py aggregate --workflow second --reference-sets sim-experts --mode batch
+	$(LOOP_ENV) $(PY) manage.py export_labels --run 2 --scenario stable --seed 2 \
 		--fine-tune-from v0.1
 	$(LOOP_ENV) $(PY) manage.py model_figures --model v0.2 --compare v0.1 --out $(LOOP_DIR)/figures
 

@@ -149,7 +149,9 @@ def training_job_execute(job_id: int, *, on_epoch: Callable[[EpochRecord], None]
 
 def _claim(job_id: int) -> TrainingJob | None:
     with transaction.atomic():
-        job = TrainingJob.objects.select_for_update().select_related(
+        # of=self: lock the job's row only (and PostgreSQL refuses FOR UPDATE on the nullable
+        # side of the parent's outer join).
+        job = TrainingJob.objects.select_for_update(of=("self",)).select_related(
             "label_set", "parent").get(pk=job_id)
         now = timezone.now()
         if job.status == JobStatus.DONE:
@@ -387,7 +389,7 @@ def scoring_job_execute(job_id: int, *,
     (memory stays bounded whatever the set's size); each batch's scores commit together, so
     a job run again after a crash carries on. `on_progress(done, total)` after each batch."""
     with transaction.atomic():
-        job = ScoringJob.objects.select_for_update().select_related(
+        job = ScoringJob.objects.select_for_update(of=("self",)).select_related(
             "model_version", "subject_set").get(pk=job_id)
         if job.status == JobStatus.DONE:
             return job

@@ -263,3 +263,13 @@ def test_an_evaluation_counts_the_test_subjects_the_version_learnt_from(label_se
     assert evaluation.metrics["seen_in_training"] == expected
     assert services.evaluation_get_or_create(base_version, label_set).metrics[
         "seen_in_training"] == 0
+
+
+def test_training_and_scoring_have_their_own_queues():
+    from config.celery import app
+
+    def queue_of(task: str) -> str:
+        return app.amqp.router.route({}, task)["queue"].name
+
+    assert queue_of("training.tasks.train_model") == "training"
+    assert queue_of("training.tasks.score_subjects") == "scoring"
