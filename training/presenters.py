@@ -7,6 +7,7 @@ templates). Pure (no Django, no database), so the views stay thin and all of it 
 from __future__ import annotations
 
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -376,6 +377,8 @@ def nice_ceiling(value: float) -> float:
     """The smallest of 1, 2, 2.5, 5 times a power of ten that is >= value (1 for value <= 0)."""
     if not value > 0:
         return 1.0
+    # A subnormal value's power of ten underflows to 0: start from the smallest normal float.
+    value = max(value, sys.float_info.min)
     power = 10.0 ** math.floor(math.log10(value))
     for step in (1.0, 2.0, 2.5, 5.0, 10.0):
         if step * power >= value * (1 - 1e-12):

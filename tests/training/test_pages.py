@@ -9,7 +9,7 @@ import re
 
 import pytest
 from django.test import Client
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from labeling.models import SubjectSet
@@ -404,6 +404,7 @@ history_rows = st.lists(st.tuples(st.floats(0.0, 50.0), st.floats(0.0, 50.0)), m
 
 
 @given(history_rows, st.integers(0, 60))
+@example([(0.0, 5e-324)], 0)  # a subnormal loss: its power of ten underflows to 0
 def test_the_loss_chart_stays_in_its_frame_and_rings_the_lowest_validation_loss(losses,
                                                                                 planned):
     history = [{"epoch": i + 1, "train_loss": train, "val_loss": val, "seconds": 1.0}
