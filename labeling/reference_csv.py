@@ -125,12 +125,13 @@ def _row(number: int, values: dict, columns: set[str]) -> ReferenceRow:
                         explanation)
 
 
-def csv_lines(rows: Iterable[Sequence]) -> Iterator[str]:
-    """The export: the header, then one CSV line per row of EXPORT_COLUMNS values, one
-    string at a time (the API streams them)."""
+def csv_lines(rows: Iterable[Sequence], header: Sequence[str] = EXPORT_COLUMNS
+              ) -> Iterator[str]:
+    """The header (by default the export's EXPORT_COLUMNS), then one CSV line per row, one
+    string at a time (the APIs stream them)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(header)
     yield _take(buffer)
     for row in rows:
         writer.writerow(row)

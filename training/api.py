@@ -4,10 +4,6 @@ selector or service."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
-
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils.http import quote_etag
 from drf_spectacular.types import OpenApiTypes
@@ -18,7 +14,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aggregation.labelsets.api import etag_matches
 from labeling import roles
+from labeling.reference_csv import csv_lines
 from training import selectors, services, storage
 from training.models import ModelVersion, ScoringJob, TrainingJob
 
@@ -64,9 +62,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
                   "device", "notes", "created_by", "created_at", "evaluation"]
 
     def get_evaluation(self, version: ModelVersion) -> dict:
-        # Prefetched by the views: one query for a whole page of versions.
-        own = [e for e in version.evaluations.all() if e.label_set_id == version.label_set_id]
-        return own[0].metrics if own else {}
+        # `own_evaluations`, prefetched by the selectors: one query for a page of versions.
+        return version.own_evaluations[0].metrics if version.own_evaluations else {}
 
 
 class TrainingJobSerializer(serializers.ModelSerializer):
@@ -127,7 +124,7 @@ class ModelVersionListView(generics.ListAPIView):
     pagination_class = RegistryPagination
 
     def get_queryset(self):
-        return selectors.versions_list().prefetch_related("evaluations")
+        return selectors.versions_with_own_evaluation()
 
 
 class ModelVersionDetailView(APIView):
@@ -135,7 +132,7 @@ class ModelVersionDetailView(APIView):
 
     @extend_schema(responses=ModelVersionSerializer)
     def get(self, request, name: str):
-        version = selectors.version_get(name)
+        version = selectors.version_with_own_evaluation(name)
         return Response(ModelVersionSerializer(version, context={"request": request}).data)
 
 
@@ -156,7 +153,7 @@ class _VersionFileView(APIView):
         version = selectors.version_get(name)
         etag = quote_etag(getattr(version, self.sha256_field))
         headers = {"ETag": etag, "Cache-Control": FILE_CACHE_CONTROL}
-        if request.headers.get("If-None-Match") == etag:
+        if etag_matches(request.headers.get("If-None-Match"), etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
         path = storage.path_of(getattr(version, self.path_field))
         try:
@@ -215,23 +212,13 @@ class ModelScoresView(APIView):
         if request.query_params.get("subject_set"):
             subject_set = selectors.subject_set_find(request.query_params["subject_set"],
                                                      request.query_params.get("project"))
-        response = StreamingHttpResponse(_csv_rows(selectors.scores_of(version, subject_set)),
-                                         content_type="text/csv")
+        rows = ((subject_id, external_id, origin, f"{reliability:.6f}")
+                for subject_id, external_id, origin, reliability
+                in selectors.scores_of(version, subject_set))
+        response = StreamingHttpResponse(csv_lines(rows, header=SCORES_CSV_COLUMNS),
+                                         content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{version.name}-scores.csv"'
         return response
-
-
-def _csv_rows(rows) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(SCORES_CSV_COLUMNS)
-    for subject_id, external_id, origin, reliability in rows:
-        writer.writerow((subject_id, external_id, origin, f"{reliability:.6f}"))
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
 
 
 class TrainingJobListView(generics.ListAPIView):

@@ -34,6 +34,13 @@ def versions_with_own_evaluation() -> QuerySet[ModelVersion]:
         Prefetch("evaluations", queryset=own, to_attr="own_evaluations"))
 
 
+def version_with_own_evaluation(name: str) -> ModelVersion:
+    try:
+        return versions_with_own_evaluation().get(name=name)
+    except ModelVersion.DoesNotExist:
+        raise NotFound(f"no model version {name!r}") from None
+
+
 def version_names(limit: int) -> list[str]:
     return list(ModelVersion.objects.order_by("-pk").values_list("name", flat=True)[:limit])
 
@@ -59,11 +66,6 @@ def next_version_name() -> str:
     taken += TrainingJob.objects.exclude(status=JobStatus.FAILED).values_list("name", flat=True)
     numbers = [int(match.group(1)) for name in taken if (match := _AUTO_NAME.match(name))]
     return f"{AUTO_NAME_PREFIX}{max(numbers, default=0) + 1}"
-
-
-def own_evaluation(version: ModelVersion) -> Evaluation:
-    """The evaluation on the test split of the label set the version was trained on."""
-    return version.evaluations.get(label_set_id=version.label_set_id)
 
 
 def evaluation_find(version: ModelVersion, label_set_id: int) -> Evaluation | None:
@@ -115,6 +117,12 @@ def subject_set_find(name: str, project: str | None = None) -> SubjectSet:
     if len(found) > 1:
         raise InvalidInput(f"several projects have a subject set {name!r}: name the project")
     return found[0]
+
+
+def scores_count(version: ModelVersion, subject_set: SubjectSet) -> int:
+    """Subjects of the set (with stamps) that the version has scored."""
+    return SubjectScore.objects.filter(model_version=version, subject__subject_set=subject_set
+                                       ).exclude(subject__stamps="").count()
 
 
 def scores_of(version: ModelVersion, subject_set: SubjectSet | None = None):

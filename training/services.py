@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import numpy as np
 import torch
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -68,7 +69,7 @@ STAMP_SIZE = STAMP_SHAPE[-1]
 def training_config(options: dict | None) -> TrainingConfig:
     """The TrainingConfig of a request: DESIGN.md's settings, with `options` overriding them."""
     try:
-        return TrainingConfig.from_dict({**TrainingConfig().to_dict(), **(options or {})})
+        return TrainingConfig.from_dict(options or {})
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"bad training options: {exc}") from None
 
@@ -117,7 +118,7 @@ def fine_tune_request_failed(label_set: LabelSet, message: str) -> TrainingJob:
 def _check_name_free(name: str) -> None:
     try:
         version_name_validator(name)
-    except Exception as exc:  # ValidationError: its message says how a name looks
+    except ValidationError as exc:  # its message says how a name looks
         raise InvalidInput(f"{name!r} is not a version name: {'; '.join(exc.messages)}") from None
     if ModelVersion.objects.filter(name=name).exists():
         raise Conflict(f"model version {name!r} already exists")
@@ -409,14 +410,13 @@ def scoring_job_execute(job_id: int, *,
 def _score(job: ScoringJob, on_progress) -> None:
     version = job.model_version
     subjects = job.subject_set.subjects.exclude(stamps="")
-    other_sizes = sorted(set(subjects.exclude(stamp_size=STAMP_SIZE)
-                             .values_list("stamp_size", flat=True)))
+    other_sizes = sorted(subjects.exclude(stamp_size=STAMP_SIZE).order_by()
+                         .values_list("stamp_size", flat=True).distinct())
     if other_sizes:
         raise InvalidInput(f"subject set {job.subject_set.name!r} has stamps of size "
                            f"{other_sizes}; model {version.name} takes {STAMP_SIZE}x{STAMP_SIZE}")
     total = subjects.count()
-    done = SubjectScore.objects.filter(model_version=version,
-                                       subject__in=subjects.values("pk")).count()
+    done = selectors.scores_count(version, job.subject_set)
     ScoringJob.objects.filter(pk=job.pk).update(n_total=total, n_done=done)
     model = _load(version)
     pending = subjects.exclude(scores__model_version=version).order_by("pk")

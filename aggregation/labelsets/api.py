@@ -97,7 +97,7 @@ def file_chunks(path: Path, start: int, length: int,
             yield chunk
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
+def etag_matches(header: str | None, etag: str) -> bool:
     """If-None-Match: weak comparison against any of the listed tags, or `*`."""
     if not header:
         return False
@@ -240,7 +240,7 @@ class LabelSetDownloadView(APIView):
         archive = selectors.label_set_archive(label_set)
         etag = quote_etag(label_set.archive_sha256)
         common = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": ARCHIVE_CACHE_CONTROL}
-        if _etag_matches(request.headers.get("If-None-Match"), etag):
+        if etag_matches(request.headers.get("If-None-Match"), etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=common)
         requested = request.headers.get("Range")
         # If-Range: the range holds only for this exact archive (strong comparison).

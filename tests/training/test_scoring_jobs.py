@@ -38,7 +38,10 @@ def test_the_score_command_stores_every_subjects_reliability(workflow, base_vers
     assert sorted(scores) == sorted(ids)
     np.testing.assert_allclose([scores[i] for i in ids], expected_scores(base_version, ids),
                                atol=1e-6)
-    assert "scored 30 of 30 subjects of 'visit-1'" in capsys.readouterr().out
+    assert "has scored 30 of 30 subjects of 'visit-1', 30 of them now" in capsys.readouterr().out
+
+    call_command("score", "--model", base_version.name, "--subject-set", "visit-1")
+    assert "has scored 30 of 30 subjects of 'visit-1', 0 of them now" in capsys.readouterr().out
 
 
 def test_scoring_reads_at_most_one_batch_of_stamps_at_a_time(workflow, base_version,

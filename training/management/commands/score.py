@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling.errors import LabelingError
 from labeling.management.commands._progress import progress_bar
-from training import services
+from training import selectors, services
 from training.models import JobStatus
 
 EXIT_BAD_REQUEST = 2
@@ -36,6 +36,8 @@ class Command(BaseCommand):
             job.refresh_from_db()  # with eager Celery (no broker) it has run by now
             self.stdout.write(f"queued scoring job {job.pk} ({job.status})")
             return
+        # A set scored in part before: the rate counts only what this run scores.
+        already = selectors.scores_count(job.model_version, job.subject_set)
         started = time.perf_counter()
         with progress_bar(None, "subject", f"{job.model_version.name}: score") as bar:
             def on_progress(done: int, total: int) -> None:
@@ -47,8 +49,9 @@ class Command(BaseCommand):
         if job.status != JobStatus.DONE:
             raise CommandError(f"scoring job {job.pk} failed: {job.error}",
                                returncode=EXIT_BAD_REQUEST)
+        scored = job.n_done - already
         self.stdout.write(
-            f"scoring job {job.pk}: {job.model_version.name} scored {job.n_done:,} of "
-            f"{job.n_total:,} subjects of {job.subject_set.name!r} in {elapsed:.1f} s "
-            f"({job.n_done / max(elapsed, 1e-9):,.0f} subjects/s)"
+            f"scoring job {job.pk}: {job.model_version.name} has scored {job.n_done:,} of "
+            f"{job.n_total:,} subjects of {job.subject_set.name!r}, {scored:,} of them now in "
+            f"{elapsed:.1f} s ({scored / max(elapsed, 1e-9):,.0f} subjects/s)"
         )

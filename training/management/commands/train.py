@@ -95,7 +95,7 @@ class Command(BaseCommand):
 
     def _report(self, job: TrainingJob, elapsed: float) -> None:
         version, out = job.model_version, self.stdout
-        metrics = selectors.own_evaluation(version).metrics
+        metrics = selectors.evaluation_find(version, version.label_set_id).metrics
         out.write(f"{version.name}: {version.notes} ({elapsed:.0f} s on {version.device})")
         out.write(f"  weights {storage.path_of(version.weights_path)} "
                   f"(sha256 {version.weights_sha256})")
