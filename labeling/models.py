@@ -16,8 +16,11 @@ from django.utils import timezone
 from labeling import rules
 from labeling.records import (
     ANSWERS,
+    BAND_MAX_LENGTH,
     COUNTED_REFERENCE_LABELS,
     EXPLANATION_MAX_LENGTH,
+    EXTERNAL_ID_MAX_LENGTH,
+    ORIGIN_MAX_LENGTH,
     REFERENCE_LABELS,
 )
 
@@ -113,14 +116,15 @@ class Subject(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="subjects")
     subject_set = models.ForeignKey(SubjectSet, on_delete=models.CASCADE, related_name="subjects")
-    external_id = models.CharField(max_length=100, help_text="e.g. the diaSourceId or ZTF candid")
-    origin = models.CharField(max_length=40, blank=True, db_index=True)
+    external_id = models.CharField(max_length=EXTERNAL_ID_MAX_LENGTH,
+                                   help_text="e.g. the diaSourceId or ZTF candid")
+    origin = models.CharField(max_length=ORIGIN_MAX_LENGTH, blank=True, db_index=True)
     snr = models.FloatField(null=True, blank=True)
     psf_flux = models.FloatField(null=True, blank=True)
     psf_flux_err = models.FloatField(null=True, blank=True)
     ra = models.FloatField(null=True, blank=True)
     dec = models.FloatField(null=True, blank=True)
-    band = models.CharField(max_length=8, blank=True)
+    band = models.CharField(max_length=BAND_MAX_LENGTH, blank=True)
     reliability = models.FloatField(null=True, blank=True, help_text="model score, if known")
     metadata = models.JSONField(default=dict, blank=True)
     # Empty for subjects known only by id (a Zooniverse import): they are aggregated, never served.

@@ -31,6 +31,11 @@ UNION_FIRST = "first"
 UNION_POLICIES = (UNION_DROP, UNION_FIRST)
 DEFAULT_UNION_POLICY = UNION_DROP
 STAMP_KINDS = ("template", "science", "difference")
+# Column widths of Subject's text fields: readers reject a longer value with its reason
+# instead of letting the database refuse the whole batch.
+EXTERNAL_ID_MAX_LENGTH = 100
+ORIGIN_MAX_LENGTH = 40
+BAND_MAX_LENGTH = 8
 
 # The origin handles of the Rubin Difference Detectives sample (DMTN-337, table 3), plus
 # fake injections. Other handles are accepted; these are the ones the tools know by name.

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -164,14 +164,19 @@ def subjects_ingest(
         fresh = [p for external_id, p in prepared.items() if external_id not in existing]
         try:
             stored = _store_batch(fresh, subject_set, size)
-        except IntegrityError:
-            # Another ingest stored some of these external ids since we looked: go one by one.
+        except (IntegrityError, DataError):
+            # Another ingest stored some of these external ids since we looked, or the
+            # database refused a value the readers let through: go one by one, so that only
+            # the offending record is lost.
             stored = []
             for item in fresh:
                 try:
                     stored += _store_batch([item], subject_set, size)
                 except IntegrityError:
                     report.duplicates.append(item.record.external_id)
+                except DataError as exc:
+                    reason = f"refused by the database: {str(exc).strip()}"
+                    report.rejected.append(Rejection(item.record.source, reason))
         report.subject_ids.extend(stored)
         report.ingested += len(stored)
         if on_progress:

@@ -17,15 +17,26 @@ from labeling.ingest.base import (
     container_schema_name,
     describe_error,
     is_fits_name,
+    printable,
 )
 from labeling.ingest.fits import FitsReader
+from labeling.ingest.limits import IngestLimits, LimitExceeded
 from labeling.ingest.npz import NpzReader
 from labeling.ingest.rubin_avro import RubinAvroReader, wire_schema_id
 from labeling.ingest.zooniverse_manifest import ZooniverseManifestReader
 from labeling.ingest.ztf_avro import ZtfAvroReader
 from labeling.records import Rejection
 
-__all__ = ["FORMATS", "FormatDetectionError", "ReadItem", "Reader", "detect_format", "read_path"]
+__all__ = [
+    "FORMATS",
+    "FormatDetectionError",
+    "IngestLimits",
+    "LimitExceeded",
+    "ReadItem",
+    "Reader",
+    "detect_format",
+    "read_path",
+]
 
 FORMATS: dict[str, Reader] = {
     "npz": NpzReader(),
@@ -100,8 +111,11 @@ def detect_format(path: Path | str) -> str:
     )
 
 
-def read_path(path: Path | str, fmt: str = "auto", origin: str | None = None) -> Iterator[ReadItem]:
-    """Records and rejections from `path` read as `fmt` (a FORMATS key, or "auto" to detect).
+def read_path(
+    path: Path | str, fmt: str = "auto", origin: str | None = None, *, limits: IngestLimits
+) -> Iterator[ReadItem]:
+    """Records and rejections from `path` read as `fmt` (a FORMATS key, or "auto" to detect),
+    within `limits`.
 
     An undetectable or unknown format yields one Rejection rather than raising.
     """
@@ -110,12 +124,13 @@ def read_path(path: Path | str, fmt: str = "auto", origin: str | None = None) ->
         try:
             fmt = detect_format(path)
         except FormatDetectionError as exc:
-            yield Rejection(source=path.name, reason=str(exc))
+            yield Rejection(source=printable(path.name), reason=printable(str(exc)))
             return
     reader = FORMATS.get(fmt)
     if reader is None:
         yield Rejection(
-            source=path.name, reason=f"unknown format {fmt!r} (known: {', '.join(FORMATS)})"
+            source=printable(path.name),
+            reason=f"unknown format {fmt!r} (known: {', '.join(FORMATS)})",
         )
         return
-    yield from reader.read(path, origin)
+    yield from reader.read(path, origin, limits=limits)

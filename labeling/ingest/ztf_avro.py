@@ -24,7 +24,9 @@ from labeling.ingest.base import (
     pick_metadata,
     record_source,
     to_optional_float,
+    whole_alerts,
 )
+from labeling.ingest.limits import IngestLimits
 from labeling.records import SubjectRecord
 
 BANDS_BY_FID = {1: "g", 2: "r", 3: "i"}
@@ -50,11 +52,13 @@ def _stamp_data(cutout: Any) -> bytes | None:
     return cutout.get("stampData") if isinstance(cutout, dict) else None
 
 
-def _alert_record(alert: dict[str, Any], source: str, origin: str | None) -> SubjectRecord:
+def _alert_record(
+    alert: dict[str, Any], source: str, origin: str | None, limits: IngestLimits
+) -> SubjectRecord:
     candidate = alert.get("candidate")
     if not isinstance(candidate, dict):
         raise RecordError("alert has no candidate")
-    stamps = alert_cutouts(alert, _stamp_data)
+    stamps = alert_cutouts(alert, _stamp_data, limits)
     sigmapsf = to_optional_float(candidate.get("sigmapsf"), "sigmapsf")
     fields = {
         "external_id": alert.get("candid", candidate.get("candid")),
@@ -74,9 +78,9 @@ def _alert_record(alert: dict[str, Any], source: str, origin: str | None) -> Sub
 class ZtfAvroReader(Reader):
     format_name = "ztf-avro"
 
-    def _read(self, path: Path, origin: str | None) -> Iterator[ReadItem]:
+    def _read(self, path: Path, origin: str | None, limits: IngestLimits) -> Iterator[ReadItem]:
         with path.open("rb") as stream:
             _, alerts = open_avro_container(stream, "ztf")
-            for index, alert in enumerate(alerts):
+            for index, alert in whole_alerts(alerts):
                 source = record_source(path, index)
-                yield guarded(source, _alert_record, alert, source, origin)
+                yield guarded(source, _alert_record, alert, source, origin, limits)

@@ -1,10 +1,12 @@
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling import services
-from labeling.ingest import FORMATS, read_path
+from labeling.ingest import FORMATS, IngestLimits, read_path
+from labeling.ingest.base import printable
 from labeling.management.commands._progress import progress_bar
 from labeling.models import Workflow
 from labeling.records import Rejection
@@ -33,13 +35,18 @@ class Command(BaseCommand):
             raise CommandError(f"no workflow {options['workflow']!r}") from None
         subject_set = services.subject_set_attach(workflow=workflow, name=options["subject_set"])
         bar = progress_bar(None, "subject", "ingest")
+        limits = IngestLimits(
+            max_stamp_side=settings.INGEST_MAX_STAMP_SIDE,
+            max_decompressed_bytes=settings.INGEST_MAX_DECOMPRESSED_BYTES,
+            allowed_roots=tuple(Path(root) for root in settings.INGEST_ALLOWED_ROOTS),
+        )
 
         def records():
             for path in options["paths"]:
                 if not path.exists():
-                    yield Rejection(str(path), "no such file or directory")
+                    yield Rejection(printable(str(path)), "no such file or directory")
                     continue
-                yield from read_path(path, options["format"], options["origin"])
+                yield from read_path(path, options["format"], options["origin"], limits=limits)
 
         with bar:
             report = services.subjects_ingest(
