@@ -10,6 +10,7 @@ import os
 import tracemalloc
 import zipfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import fastavro
@@ -17,9 +18,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from labeling import services
 from labeling.ingest import IngestLimits, read_path
 from labeling.models import Subject
 from labeling.records import Rejection, SubjectRecord
+from tests.conftest import make_record
 from tests.fixtures import inputs
 from tests.fixtures.inputs import TEST_LIMITS, external_id
 from tests.labeling.test_ingest_command import ingest
@@ -309,3 +312,21 @@ def test_the_command_takes_its_caps_from_settings(workflow, tmp_path, settings):
     code, out = ingest(inputs.write_npz(tmp_path, 2))
     assert code == 2
     assert "51x51 pixels exceed the 40-pixel cap (INGEST_MAX_STAMP_SIDE)" in out
+
+
+@pytest.mark.postgres
+def test_a_record_the_database_refuses_costs_only_itself(workflow):
+    """Records that bypass the readers (the simulator's, a script's) meet the database's own
+    checks: the batch is retried one by one and only the refused record is rejected."""
+    rng = np.random.default_rng(0)
+    good = [make_record(f"good-{i}", rng) for i in range(3)]
+    refused = replace(make_record("x", rng), external_id="y" * 101)
+    subject_set = services.subject_set_attach(workflow=workflow, name="main")
+
+    report = services.subjects_ingest([good[0], refused, *good[1:]], subject_set=subject_set)
+
+    assert report.ingested == 3
+    assert [rejection.source for rejection in report.rejected] == [refused.source]
+    assert "refused by the database" in report.rejected[0].reason
+    assert set(Subject.objects.values_list("external_id", flat=True)) == {
+        "good-0", "good-1", "good-2"}
