@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, ClassVar
 import fastavro
 import numpy as np
 from astropy.io import fits
+from PIL import Image
 
 from labeling.ingest.limits import IngestLimits, LimitExceeded
 from labeling.records import (
@@ -41,6 +42,7 @@ ReadItem = SubjectRecord | Rejection
 
 AVRO_CONTAINER_MAGIC = b"Obj\x01"
 GZIP_MAGIC = b"\x1f\x8b"
+JPEG_MAGIC = b"\xff\xd8\xff"
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 
 # The SubjectRecord fields a tabular input (NPZ arrays, CSV columns) may fill, keyed by
@@ -499,9 +501,36 @@ def alert_cutouts(
     if missing:
         raise RecordError(f"cutout missing (null or absent): {', '.join(missing)}")
     return {
-        kind: image_from_fits(data, ALERT_CUTOUT_FIELDS[kind], limits)
+        kind: image_from_cutout(data, ALERT_CUTOUT_FIELDS[kind], limits)
         for kind, data in content.items()
     }
+
+
+def image_from_cutout(content: bytes, label: str, limits: IngestLimits) -> np.ndarray:
+    """A cutout's image: FITS (plain or gzipped) or, in ZTF's 2017 prototype packets, JPEG."""
+    if content.startswith(JPEG_MAGIC):
+        return image_from_jpeg(content, label, limits)
+    return image_from_fits(content, label, limits)
+
+
+def image_from_jpeg(content: bytes, label: str, limits: IngestLimits) -> np.ndarray:
+    """The grey levels (0-255, as float32) of a JPEG cutout, in FITS row order.
+
+    A picture's first row is its top edge, while FITS row 0 (and so this platform's) is the
+    bottom, so the rows are reversed: the stamp then renders as the JPEG was drawn. The size
+    in the JPEG header is checked against the caps before the pixels are decoded.
+    """
+    try:
+        with Image.open(io.BytesIO(content), formats=["JPEG"]) as picture:
+            width, height = picture.size
+            limits.check_shape((height, width), np.dtype(np.float32).itemsize, label)
+            grey = np.asarray(picture.convert("L"), dtype=np.float32)
+    except LimitExceeded:
+        raise
+    # Pillow reports a corrupt or truncated JPEG with OSError, SyntaxError and others.
+    except Exception as exc:
+        raise RecordError(f"{label} is not a readable JPEG: {describe_error(exc)}") from exc
+    return np.flipud(grey)
 
 
 # --- CSV -------------------------------------------------------------------------------

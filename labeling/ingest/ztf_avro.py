@@ -5,6 +5,10 @@ holds gzipped FITS bytes, normally 63x63; older packets carry plain FITS, and st
 at a CCD edge are smaller (kept as they are: the normaliser pads them with NaN). The external
 id is `candid`. ZTF measures magnitudes, not fluxes, so psf_flux stays empty and magpsf and
 sigmapsf go to metadata.
+
+ZTF's 2017 prototype packets are read too: they have no `schemavsn`, a negative `candid`
+(kept as the external id, sign and all) and 51x51 JPEG stamps. A JPEG holds display grey
+levels (0-255), not counts, so such a subject's metadata says ``"cutout_encoding": "jpeg"``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from labeling.ingest.base import (
+    ALERT_CUTOUT_FIELDS,
+    JPEG_MAGIC,
     Reader,
     ReadItem,
     RecordError,
@@ -72,6 +78,9 @@ def _alert_record(
             **pick_metadata(candidate, CANDIDATE_METADATA),
         },
     }
+    if any((_stamp_data(alert.get(field)) or b"").startswith(JPEG_MAGIC)
+           for field in ALERT_CUTOUT_FIELDS.values()):
+        fields["metadata"]["cutout_encoding"] = "jpeg"
     return make_record(source, stamps, fields, origin)
 
 

@@ -1,6 +1,8 @@
 import sys
+import warnings
 from pathlib import Path
 
+from astropy.io.fits.verify import VerifyWarning
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -48,11 +50,24 @@ class Command(BaseCommand):
                     continue
                 yield from read_path(path, options["format"], options["origin"], limits=limits)
 
-        with bar:
+        # astropy warns about harmless header defects (ZTF cutouts carry a BLANK keyword on
+        # float data, twice per stamp): hundreds of lines that would bury the summary. They are
+        # caught here and counted into it instead; any other warning is shown as usual.
+        with bar, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", VerifyWarning)
             report = services.subjects_ingest(
                 records(), subject_set=subject_set, on_progress=bar.update
             )
+        verify_warnings = [w for w in caught if issubclass(w.category, VerifyWarning)]
+        for other in caught:
+            if not issubclass(other.category, VerifyWarning):
+                warnings.showwarning(other.message, other.category, other.filename, other.lineno)
         self._summarise(report, workflow, subject_set.name)
+        if verify_warnings:
+            self.stdout.write(
+                f"silenced {len(verify_warnings)} astropy FITS header warnings (VerifyWarning), "
+                f"e.g. {printable(str(verify_warnings[0].message))[:160]}"
+            )
         if not report.ok:
             sys.exit(EXIT_SOME_REJECTED)
 
