@@ -29,6 +29,10 @@ REFERENCE_LABEL_CHOICES = [(label, label.capitalize()) for label in REFERENCE_LA
 DEFAULT_QUESTION = "Is the object at the centre of the difference image Real or Bogus?"
 
 
+def no_centre_offset():
+    return [0, 0]
+
+
 def default_gold_schedule():
     return [list(step) for step in rules.DEFAULT_GOLD_SCHEDULE]
 
@@ -131,6 +135,11 @@ class Subject(models.Model):
     stamps = models.FileField(upload_to=stamp_upload_path, max_length=300, blank=True)
     stamp_size = models.PositiveSmallIntegerField()
     original_shapes = models.JSONField(help_text="[[h, w], ...] of template, science, difference")
+    centre_offset = models.JSONField(
+        default=no_centre_offset,
+        help_text="[rows, columns] from each stamp's index n // 2 to its detection pixel, "
+                  "which the stored cube puts on its centre (non-zero for edge-clipped cutouts)",
+    )
     source = models.CharField(max_length=500, blank=True, help_text="the input it came from")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -65,6 +65,9 @@ class SubjectRecord:
     band: str = ""
     reliability: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # (row, column) of the detection in each stamp when it is not at index n // 2: a cutout
+    # clipped at a detector edge, centred from the alert's position. None means n // 2.
+    detection_pixel: tuple[int, int] | None = None
 
     def stamps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (self.template, self.science, self.difference)

@@ -200,6 +200,7 @@ def _store_batch(batch: list[_Prepared], subject_set: SubjectSet, size: int) -> 
             subject = _subject_from_record(item.record, subject_set)
             subject.stamp_size = size
             subject.original_shapes = [list(shape) for shape in item.triplet.original_shapes]
+            subject.centre_offset = list(item.triplet.centre_offset)
             subject.stamps.save(
                 f"{uuid.uuid4().hex}.npy",
                 ContentFile(stamps.cube_to_bytes(item.triplet.cube)),

@@ -5,10 +5,13 @@ without a database.
 
 Centring rule. A stamp of length n along an axis has its detection at pixel index n // 2:
 the exact centre when n is odd, and for even n the pixel just past the midpoint (a 50-pixel
-axis has its detection at index 25). Normalising to `size` maps input index n // 2 to output
-index size // 2 on each axis, cropping what falls outside and padding with NaN where the
-input does not reach. NaN is the "no data" value throughout: NaN pixels in the input are
-legitimate (masked or off-detector) and are kept, while +/-inf marks a corrupt stamp.
+axis has its detection at index 25), unless the record gives the detection's pixel (a cutout
+clipped at a detector edge, where the reader found the detection from the alert's position).
+Normalising to `size` maps the detection's input index to output index size // 2 on each
+axis, cropping what falls outside and padding with NaN where the input does not reach; the
+detection's distance from n // 2 is recorded as the centring offset. NaN is the "no data"
+value throughout: NaN pixels in the input are legitimate (masked or off-detector) and are
+kept, while +/-inf marks a corrupt stamp.
 """
 
 from __future__ import annotations
@@ -37,11 +40,14 @@ class NormalisedTriplet:
     """The stored form of one subject's stamps.
 
     `cube` is float32 of shape (3, size, size) in the order template, science, difference;
-    `original_shapes` are the shapes of the three input stamps in the same order.
+    `original_shapes` are the shapes of the three input stamps in the same order;
+    `centre_offset` is (rows, columns) from each input's index n // 2 to its detection pixel,
+    (0, 0) unless the record gave the detection's pixel.
     """
 
     cube: np.ndarray
     original_shapes: tuple[Shape, Shape, Shape]
+    centre_offset: tuple[int, int] = (0, 0)
 
 
 def check_stamp(stamp: np.ndarray, label: str = "stamp") -> np.ndarray:
@@ -68,9 +74,9 @@ def check_stamp(stamp: np.ndarray, label: str = "stamp") -> np.ndarray:
     return array
 
 
-def _centred_span(length: int, size: int) -> tuple[slice, slice]:
-    """The input slice and output slice that align input index length // 2 with size // 2."""
-    offset = size // 2 - length // 2
+def _centred_span(length: int, size: int, centre: int) -> tuple[slice, slice]:
+    """The input slice and output slice that align input index `centre` with size // 2."""
+    offset = size // 2 - centre
     start = max(0, -offset)
     stop = min(length, size - offset)
     return slice(start, stop), slice(start + offset, stop + offset)
@@ -81,16 +87,22 @@ def _check_size(size: int) -> None:
         raise ValueError(f"size must be a positive number of pixels, got {size}")
 
 
-def normalise_stamp(stamp: np.ndarray, size: int) -> tuple[np.ndarray, Shape]:
+def normalise_stamp(
+    stamp: np.ndarray, size: int, detection: tuple[int, int] | None = None
+) -> tuple[np.ndarray, Shape]:
     """Centre-crop or NaN-pad a 2-D stamp to float32 (size, size).
 
+    `detection` is the (row, column) to put on the centre pixel, by default (h // 2, w // 2).
     Returns the normalised stamp and the input's original shape. See the module docstring
     for the centring rule. Raises `StampError` for a stamp that cannot be used.
     """
     _check_size(size)
     array = check_stamp(stamp)
-    rows_in, rows_out = _centred_span(array.shape[0], size)
-    cols_in, cols_out = _centred_span(array.shape[1], size)
+    row, col = detection if detection is not None else (array.shape[0] // 2, array.shape[1] // 2)
+    if not (0 <= row < array.shape[0] and 0 <= col < array.shape[1]):
+        raise StampError(f"detection pixel {(row, col)} lies outside the {array.shape} stamp")
+    rows_in, rows_out = _centred_span(array.shape[0], size, row)
+    cols_in, cols_out = _centred_span(array.shape[1], size, col)
     normalised = np.full((size, size), np.nan, dtype=np.float32)
     normalised[rows_out, cols_out] = array[rows_in, cols_in]
     return normalised, array.shape
@@ -103,11 +115,16 @@ def normalise_triplet(record: SubjectRecord, size: int) -> NormalisedTriplet:
     shapes = []
     for plane, (kind, stamp) in enumerate(zip(STAMP_KINDS, record.stamps(), strict=True)):
         try:
-            cube[plane], shape = normalise_stamp(stamp, size)
+            cube[plane], shape = normalise_stamp(stamp, size, record.detection_pixel)
         except StampError as exc:
             raise StampError(f"{record.source} {kind}: {exc}") from exc
         shapes.append(shape)
-    return NormalisedTriplet(cube=cube, original_shapes=tuple(shapes))
+    offset = (0, 0)
+    if record.detection_pixel is not None:
+        science_shape = shapes[STAMP_KINDS.index("science")]
+        offset = (record.detection_pixel[0] - science_shape[0] // 2,
+                  record.detection_pixel[1] - science_shape[1] // 2)
+    return NormalisedTriplet(cube=cube, original_shapes=tuple(shapes), centre_offset=offset)
 
 
 def _check_cube(cube: np.ndarray, size: int | None = None) -> None:

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, ClassVar
 import fastavro
 import numpy as np
 from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
 from PIL import Image
 
 from labeling.ingest.limits import IngestLimits, LimitExceeded
@@ -39,6 +40,7 @@ from labeling.records import (
 from labeling.stamps import check_stamp
 
 ReadItem = SubjectRecord | Rejection
+Shape = tuple[int, ...]
 
 AVRO_CONTAINER_MAGIC = b"Obj\x01"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -255,6 +257,7 @@ def make_record(
     stamps: Mapping[str, Any],
     fields: Mapping[str, Any],
     origin_override: str | None,
+    detection_pixel: tuple[int, int] | None = None,
 ) -> SubjectRecord:
     """Build a checked SubjectRecord or raise `RecordError` / `StampError`.
 
@@ -285,6 +288,7 @@ def make_record(
         origin=origin,
         band=band,
         metadata=metadata,
+        detection_pixel=detection_pixel,
         **checked,
         **{name: to_optional_float(fields.get(name), name) for name in FLOAT_FIELDS},
     )
@@ -488,10 +492,18 @@ def container_schema_name(path: Path) -> str:
         return avro_schema_name(fastavro.reader(stream).writer_schema)
 
 
+@dataclass(frozen=True)
+class Cutout:
+    """One alert cutout's image, and the FITS header it came with (None for a JPEG)."""
+
+    image: np.ndarray
+    header: fits.Header | None
+
+
 def alert_cutouts(
     alert: Mapping[str, Any], fits_bytes: Callable[[Any], bytes | None], limits: IngestLimits
-) -> dict[str, np.ndarray]:
-    """The images of an alert's three cutout fields, keyed by stamp kind.
+) -> dict[str, Cutout]:
+    """An alert's three cutouts, keyed by stamp kind.
 
     `fits_bytes` extracts the FITS bytes from a cutout field's value (None when absent).
     Raises `RecordError` naming every cutout that is null or absent.
@@ -501,16 +513,41 @@ def alert_cutouts(
     if missing:
         raise RecordError(f"cutout missing (null or absent): {', '.join(missing)}")
     return {
-        kind: image_from_cutout(data, ALERT_CUTOUT_FIELDS[kind], limits)
+        kind: read_cutout(data, ALERT_CUTOUT_FIELDS[kind], limits)
         for kind, data in content.items()
     }
 
 
-def image_from_cutout(content: bytes, label: str, limits: IngestLimits) -> np.ndarray:
-    """A cutout's image: FITS (plain or gzipped) or, in ZTF's 2017 prototype packets, JPEG."""
+def read_cutout(content: bytes, label: str, limits: IngestLimits) -> Cutout:
+    """A cutout: FITS (plain or gzipped; the first 2-D image and its header) or, in ZTF's
+    2017 prototype packets, JPEG."""
     if content.startswith(JPEG_MAGIC):
-        return image_from_jpeg(content, label, limits)
-    return image_from_fits(content, label, limits)
+        return Cutout(image_from_jpeg(content, label, limits), None)
+    hdus = read_fits(content, label, limits)
+    image = first_image(hdus, label)
+    header = next(hdu.header for hdu in hdus if hdu.data is image)
+    return Cutout(image, header)
+
+
+def wcs_pixel(header: fits.Header, ra: float, dec: float, shape: Shape) -> tuple[int, int] | None:
+    """The (row, column) of sky position (ra, dec) in an image of `shape` with this header's
+    celestial WCS, or None when the header has no usable WCS or the position falls outside."""
+    try:
+        with warnings.catch_warnings():
+            # astropy notes the keywords it normalises (dates, units); nothing is wrong.
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(header, naxis=2)
+        if not wcs.has_celestial:
+            return None
+        x, y = wcs.world_to_pixel_values(ra, dec)
+    # A malformed WCS header fails in astropy's own ways; it just means no WCS to go by.
+    except Exception:
+        return None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return None
+    # world_to_pixel counts from 0 at the centre of the first pixel, as numpy does.
+    row, col = round(float(y)), round(float(x))
+    return (row, col) if 0 <= row < shape[0] and 0 <= col < shape[1] else None
 
 
 def image_from_jpeg(content: bytes, label: str, limits: IngestLimits) -> np.ndarray:

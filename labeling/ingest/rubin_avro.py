@@ -145,7 +145,8 @@ def _alert_record(
     if not isinstance(dia_source, dict):
         raise RecordError("alert has no diaSource")
     # Rubin cutout fields hold the FITS bytes themselves.
-    stamps = alert_cutouts(alert, lambda cutout: cutout, limits)
+    cutouts = alert_cutouts(alert, lambda cutout: cutout, limits)
+    stamps = {kind: cutout.image for kind, cutout in cutouts.items()}
     fields = {field: dia_source.get(name) for field, name in DIA_SOURCE_FIELDS.items()}
     fields["external_id"] = dia_source.get("diaSourceId")
     fields["metadata"] = {
