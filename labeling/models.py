@@ -23,6 +23,7 @@ from labeling.records import (
     ORIGIN_MAX_LENGTH,
     REFERENCE_LABELS,
 )
+from labeling.stamps import FIT_PAD
 
 ANSWER_CHOICES = [(answer, answer.capitalize()) for answer in ANSWERS]
 REFERENCE_LABEL_CHOICES = [(label, label.capitalize()) for label in REFERENCE_LABELS]
@@ -135,6 +136,10 @@ class Subject(models.Model):
     stamps = models.FileField(upload_to=stamp_upload_path, max_length=300, blank=True)
     stamp_size = models.PositiveSmallIntegerField()
     original_shapes = models.JSONField(help_text="[[h, w], ...] of template, science, difference")
+    stamp_fit = models.CharField(
+        max_length=8, default=FIT_PAD,
+        help_text="how stamps smaller than the cube were fitted into it: pad or resample",
+    )
     centre_offset = models.JSONField(
         default=no_centre_offset,
         help_text="[rows, columns] from each stamp's index n // 2 to its detection pixel, "

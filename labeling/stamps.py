@@ -17,13 +17,21 @@ kept, while +/-inf marks a corrupt stamp.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from labeling.records import STAMP_KINDS, SubjectRecord
 
 Shape = tuple[int, ...]
+
+# How a stamp smaller than the cube is fitted (the STAMP_FIT setting): NaN padding keeps every
+# pixel as measured at its native scale; resampling fills the cube at a coarser-looking scale.
+FIT_PAD = "pad"
+FIT_RESAMPLE = "resample"
+STAMP_FITS = (FIT_PAD, FIT_RESAMPLE)
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Integer and floating pixels are accepted; booleans, complex, strings and objects are not
@@ -87,20 +95,39 @@ def _check_size(size: int) -> None:
         raise ValueError(f"size must be a positive number of pixels, got {size}")
 
 
+def resample_factor(shape: Shape, size: int, fit: str) -> float:
+    """How much `fit` enlarges a stamp of `shape` in a (size, size) cube: 1 when padding, and
+    when resampling a stamp smaller than the cube on both axes, size / its longer side."""
+    if fit not in STAMP_FITS:
+        raise ValueError(f"stamp fit must be one of {', '.join(STAMP_FITS)}, got {fit!r}")
+    if fit == FIT_RESAMPLE and max(shape) < size:
+        return size / max(shape)
+    return 1.0
+
+
 def normalise_stamp(
-    stamp: np.ndarray, size: int, detection: tuple[int, int] | None = None
+    stamp: np.ndarray,
+    size: int,
+    detection: tuple[int, int] | None = None,
+    fit: str = FIT_PAD,
 ) -> tuple[np.ndarray, Shape]:
-    """Centre-crop or NaN-pad a 2-D stamp to float32 (size, size).
+    """Fit a 2-D stamp into float32 (size, size), its detection on the centre pixel.
 
     `detection` is the (row, column) to put on the centre pixel, by default (h // 2, w // 2).
-    Returns the normalised stamp and the input's original shape. See the module docstring
-    for the centring rule. Raises `StampError` for a stamp that cannot be used.
+    `fit` FIT_PAD centre-crops or NaN-pads; FIT_RESAMPLE first enlarges a stamp smaller than
+    the cube on both axes by `resample_factor` (bilinear; a pixel next to a NaN is NaN), so a
+    30x30 Rubin cutout fills the cube instead of a 30x30 window in NaN. Returns the normalised
+    stamp and the input's original shape. See the module docstring for the centring rule.
+    Raises `StampError` for a stamp that cannot be used.
     """
     _check_size(size)
     array = check_stamp(stamp)
     row, col = detection if detection is not None else (array.shape[0] // 2, array.shape[1] // 2)
     if not (0 <= row < array.shape[0] and 0 <= col < array.shape[1]):
         raise StampError(f"detection pixel {(row, col)} lies outside the {array.shape} stamp")
+    factor = resample_factor(array.shape, size, fit)
+    if factor != 1.0:
+        return _resampled(array.astype(np.float64), size, (row, col), factor), array.shape
     rows_in, rows_out = _centred_span(array.shape[0], size, row)
     cols_in, cols_out = _centred_span(array.shape[1], size, col)
     normalised = np.full((size, size), np.nan, dtype=np.float32)
@@ -108,14 +135,47 @@ def normalise_stamp(
     return normalised, array.shape
 
 
-def normalise_triplet(record: SubjectRecord, size: int) -> NormalisedTriplet:
+def _resampled(
+    array: np.ndarray, size: int, detection: tuple[int, int], factor: float
+) -> np.ndarray:
+    """`array` enlarged by `factor` about its detection pixel, which lands on size // 2."""
+    offsets = (np.arange(size) - size // 2) / factor
+    rows = detection[0] + offsets[:, None] + np.zeros((1, size))
+    cols = detection[1] + offsets[None, :] + np.zeros((size, 1))
+    # order=1 is bilinear with no prefilter, so a NaN spreads to its neighbours only; points
+    # beyond the stamp's edge pixels are no data.
+    resampled = ndimage.map_coordinates(array, [rows, cols], order=1, mode="constant",
+                                        cval=np.nan)
+    return resampled.astype(np.float32)
+
+
+def display_window(
+    original_shape: Shape, centre_offset: tuple[int, int], size: int, fit: str = FIT_PAD
+) -> tuple[slice, slice]:
+    """The rows and columns of a stored (size, size) plane that the native stamp covers.
+
+    This is what a picture shows: the stamp at its native size, no padding around it (a
+    stamp larger than the cube shows the cube's crop of it). A resampled stamp covers the
+    cube along its longer side, and its window is the footprint of the enlarged stamp.
+    """
+    factor = resample_factor(tuple(original_shape), size, fit)
+    spans = []
+    for length, offset in zip(original_shape, centre_offset, strict=True):
+        detection = length // 2 + offset
+        first = size // 2 - detection * factor
+        last = size // 2 + (length - 1 - detection) * factor
+        spans.append(slice(max(0, math.ceil(first - 1e-9)), min(size, math.floor(last + 1e-9) + 1)))
+    return spans[0], spans[1]
+
+
+def normalise_triplet(record: SubjectRecord, size: int, fit: str = FIT_PAD) -> NormalisedTriplet:
     """Normalise a record's template, science and difference stamps into one cube."""
     _check_size(size)
     cube = np.empty((len(STAMP_KINDS), size, size), dtype=np.float32)
     shapes = []
     for plane, (kind, stamp) in enumerate(zip(STAMP_KINDS, record.stamps(), strict=True)):
         try:
-            cube[plane], shape = normalise_stamp(stamp, size, record.detection_pixel)
+            cube[plane], shape = normalise_stamp(stamp, size, record.detection_pixel, fit)
         except StampError as exc:
             raise StampError(f"{record.source} {kind}: {exc}") from exc
         shapes.append(shape)

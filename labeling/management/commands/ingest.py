@@ -12,6 +12,7 @@ from labeling.ingest.base import printable
 from labeling.management.commands._progress import progress_bar
 from labeling.models import Workflow
 from labeling.records import Rejection
+from labeling.stamps import STAMP_FITS
 
 EXIT_SOME_REJECTED = 2
 
@@ -35,6 +36,10 @@ class Command(BaseCommand):
             workflow = Workflow.objects.get(slug=options["workflow"])
         except Workflow.DoesNotExist:
             raise CommandError(f"no workflow {options['workflow']!r}") from None
+        if settings.STAMP_FIT not in STAMP_FITS:
+            raise CommandError(
+                f"STAMP_FIT must be one of {', '.join(STAMP_FITS)}, got {settings.STAMP_FIT!r}"
+            )
         subject_set = services.subject_set_attach(workflow=workflow, name=options["subject_set"])
         bar = progress_bar(None, "subject", "ingest")
         limits = IngestLimits(
