@@ -20,10 +20,10 @@ from labeling.records import (
     COUNTED_REFERENCE_LABELS,
     EXPLANATION_MAX_LENGTH,
     EXTERNAL_ID_MAX_LENGTH,
+    FIT_PAD,
     ORIGIN_MAX_LENGTH,
     REFERENCE_LABELS,
 )
-from labeling.stamps import FIT_PAD
 
 ANSWER_CHOICES = [(answer, answer.capitalize()) for answer in ANSWERS]
 REFERENCE_LABEL_CHOICES = [(label, label.capitalize()) for label in REFERENCE_LABELS]

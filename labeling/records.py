@@ -31,6 +31,12 @@ UNION_FIRST = "first"
 UNION_POLICIES = (UNION_DROP, UNION_FIRST)
 DEFAULT_UNION_POLICY = UNION_DROP
 STAMP_KINDS = ("template", "science", "difference")
+# How a stamp smaller than the stored cube is fitted into it (the STAMP_FIT setting; see
+# labeling.stamps.normalise_stamp): NaN padding keeps every pixel as measured at its native
+# scale; resampling enlarges the stamp to fill the cube.
+FIT_PAD = "pad"
+FIT_RESAMPLE = "resample"
+STAMP_FITS = (FIT_PAD, FIT_RESAMPLE)
 # Column widths of Subject's text fields: readers reject a longer value with its reason
 # instead of letting the database refuse the whole batch.
 EXTERNAL_ID_MAX_LENGTH = 100

@@ -23,15 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from labeling.records import STAMP_KINDS, SubjectRecord
+from labeling.records import FIT_PAD, FIT_RESAMPLE, STAMP_FITS, STAMP_KINDS, SubjectRecord
 
 Shape = tuple[int, ...]
-
-# How a stamp smaller than the cube is fitted (the STAMP_FIT setting): NaN padding keeps every
-# pixel as measured at its native scale; resampling fills the cube at a coarser-looking scale.
-FIT_PAD = "pad"
-FIT_RESAMPLE = "resample"
-STAMP_FITS = (FIT_PAD, FIT_RESAMPLE)
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Integer and floating pixels are accepted; booleans, complex, strings and objects are not

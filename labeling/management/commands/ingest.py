@@ -11,8 +11,7 @@ from labeling.ingest import FORMATS, IngestLimits, read_path
 from labeling.ingest.base import printable
 from labeling.management.commands._progress import progress_bar
 from labeling.models import Workflow
-from labeling.records import Rejection
-from labeling.stamps import STAMP_FITS
+from labeling.records import STAMP_FITS, Rejection
 
 EXIT_SOME_REJECTED = 2
 
