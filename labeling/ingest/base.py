@@ -43,6 +43,7 @@ ReadItem = SubjectRecord | Rejection
 Shape = tuple[int, ...]
 
 AVRO_CONTAINER_MAGIC = b"Obj\x01"
+AVRO_SYNC_LENGTH = 16
 GZIP_MAGIC = b"\x1f\x8b"
 JPEG_MAGIC = b"\xff\xd8\xff"
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
@@ -443,18 +444,69 @@ def image_from_fits(content: bytes | Path, label: str, limits: IngestLimits) -> 
 
 
 def open_avro_container(
-    stream: BinaryIO, namespace: str
+    stream: BinaryIO, namespace: str, limits: IngestLimits
 ) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     """(writer schema, records) of an Avro container whose schema is in `namespace` (lsst, ztf).
 
     Raises `InputError` for a container of some other schema, so that a reader forced onto
-    the wrong kind of alert says so instead of rejecting every record.
+    the wrong kind of alert says so instead of rejecting every record, and for a compressed
+    container with a block that would inflate past the cap.
     """
     container = fastavro.reader(stream)
     name = avro_schema_name(container.writer_schema)
     if not name.startswith(f"{namespace}."):
         raise InputError(f"Avro container schema {name!r} is not a {namespace} alert schema")
+    codec = container.metadata.get("avro.codec", "null")
+    if codec != "null":
+        position = stream.tell()
+        _check_compressed_blocks(stream, codec, limits)
+        stream.seek(position)
     return container.writer_schema, container
+
+
+def _read_avro_long(stream: BinaryIO) -> int | None:
+    """One zig-zag varint, or None at the end of the stream."""
+    shift = result = 0
+    while byte := stream.read(1):
+        result |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return (result >> 1) ^ -(result & 1)
+        shift += 7
+    return None
+
+
+def _check_compressed_blocks(stream: BinaryIO, codec: str, limits: IngestLimits) -> None:
+    """Raise InputError unless every block of a compressed container inflates within the cap.
+
+    fastavro inflates a whole block at once and unbounded, so the blocks are walked here
+    first: the header (magic, metadata map, sync marker), then each block's record count,
+    size, bytes and sync marker. A file cut short just ends the walk; reading it then reports
+    the truncation as usual.
+    """
+    if codec != "deflate":
+        raise InputError(f"Avro container codec {codec!r} is not supported (null or deflate)")
+    stream.seek(len(AVRO_CONTAINER_MAGIC))
+    while count := _read_avro_long(stream):
+        if count < 0:  # a negative count is followed by the block's size in bytes
+            _read_avro_long(stream)
+        for _ in range(abs(count)):
+            for _ in ("key", "value"):
+                stream.seek(_read_avro_long(stream) or 0, io.SEEK_CUR)
+    stream.seek(AVRO_SYNC_LENGTH, io.SEEK_CUR)
+    index = 0
+    while _read_avro_long(stream) is not None:
+        size = _read_avro_long(stream)
+        block = stream.read(size) if size and size > 0 else b""
+        if size is None or len(block) < size:
+            return
+        try:
+            limits.check_inflated_size(block, f"container block {index}")
+        except LimitExceeded as exc:
+            raise InputError(str(exc)) from exc
+        except zlib.error:
+            return  # corrupt: fastavro's own reading reports it
+        stream.seek(AVRO_SYNC_LENGTH, io.SEEK_CUR)
+        index += 1
 
 
 def whole_alerts(alerts: Iterable[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:

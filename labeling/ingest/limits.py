@@ -14,6 +14,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+# How much inflated output `check_inflated_size` holds at a time.
+INFLATE_CHUNK = 2**20
+
 
 class LimitExceeded(ValueError):
     """An input (or one record of it) that declares more than a cap allows."""
@@ -69,6 +72,25 @@ class IngestLimits:
         if not decompressor.eof:
             raise EOFError("gzip stream ends before its end marker (truncated)")
         return output
+
+    def check_inflated_size(self, data: bytes, label: str) -> None:
+        """LimitExceeded if raw deflate `data` (an Avro container block) inflates past the
+        cap. The output is counted a chunk at a time and thrown away, so checking costs
+        INFLATE_CHUNK bytes of memory, not the block's size. Raises zlib.error if corrupt;
+        a stream that ends early just stops the count."""
+        decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
+        pending, total = data, 0
+        while not decompressor.eof:
+            output = decompressor.decompress(pending, INFLATE_CHUNK)
+            pending = decompressor.unconsumed_tail
+            total += len(output)
+            if total > self.max_decompressed_bytes:
+                raise LimitExceeded(
+                    f"{label} decompresses to more than the {self.max_decompressed_bytes:,}-"
+                    "byte cap (INGEST_MAX_DECOMPRESSED_BYTES)"
+                )
+            if not output and not pending:
+                return
 
     def resolve_inside(self, folder: Path, location: str, label: str) -> Path:
         """`location` (relative to `folder`, or absolute) if it resolves inside `folder` or an

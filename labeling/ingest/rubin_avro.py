@@ -165,7 +165,7 @@ def _container_version(writer_schema: Any) -> str:
 
 def _read_container(path: Path, origin: str | None, limits: IngestLimits) -> Iterator[ReadItem]:
     with path.open("rb") as stream:
-        writer_schema, alerts = open_avro_container(stream, "lsst")
+        writer_schema, alerts = open_avro_container(stream, "lsst", limits)
         version = _container_version(writer_schema)
         for index, alert in whole_alerts(alerts):
             source = record_source(path, index)

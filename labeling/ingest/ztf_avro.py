@@ -113,7 +113,7 @@ class ZtfAvroReader(Reader):
 
     def _read(self, path: Path, origin: str | None, limits: IngestLimits) -> Iterator[ReadItem]:
         with path.open("rb") as stream:
-            _, alerts = open_avro_container(stream, "ztf")
+            _, alerts = open_avro_container(stream, "ztf", limits)
             for index, alert in whole_alerts(alerts):
                 source = record_source(path, index)
                 yield guarded(source, _alert_record, alert, source, origin, limits)

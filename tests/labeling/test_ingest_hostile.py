@@ -330,3 +330,36 @@ def test_a_record_the_database_refuses_costs_only_itself(workflow):
     assert "refused by the database" in report.rejected[0].reason
     assert set(Subject.objects.values_list("external_id", flat=True)) == {
         "good-0", "good-1", "good-2"}
+
+
+def _deflate_container(path: Path, alerts: list[dict]) -> Path:
+    with path.open("wb") as stream:
+        fastavro.writer(stream, fastavro.parse_schema(inputs.ZTF_ALERT_SCHEMA), alerts,
+                        codec="deflate")
+    return path
+
+
+def test_a_deflate_container_reads_like_a_plain_one(tmp_path):
+    alerts = [inputs.ztf_alert(i) for i in range(3)]
+    records, rejections = records_and_rejections(
+        read_all(_deflate_container(tmp_path / "z.avro", alerts)))
+    assert not rejections
+    assert [r.external_id for r in records] == [external_id(i) for i in range(3)]
+
+
+def test_a_deflate_block_that_would_inflate_past_the_cap_is_refused_unread(tmp_path):
+    alert = inputs.ztf_alert(0)
+    alert["cutoutScience"]["stampData"] = bytes(40 * MiB)  # deflates to about 40 kB
+    path = _deflate_container(tmp_path / "bomb.avro", [alert])
+    assert path.stat().st_size < MiB
+    limits = IngestLimits(max_stamp_side=512, max_decompressed_bytes=16 * MiB)
+
+    tracemalloc.start()
+    items = read_all(path, limits)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    assert len(items) == 1
+    assert "container block 0 decompresses to more than the 16,777,216-byte cap" in (
+        items[0].reason)
+    assert peak < 4 * MiB
