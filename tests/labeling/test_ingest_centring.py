@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
+from labeling import services
 from labeling.ingest import read_path
 from labeling.models import Subject
 from labeling.records import STAMP_KINDS
@@ -62,3 +64,20 @@ def test_the_offset_is_stored_on_the_subject(workflow, tmp_path):
     assert offsets == {inputs.external_id(0): [0, 12 - 22], inputs.external_id(1): [0, 0]}
     clipped = Subject.objects.get(external_id=inputs.external_id(0))
     assert clipped.metadata["centred_by"] == "cutout WCS and candidate ra/dec"
+
+
+def test_a_row_written_without_the_new_columns_gets_their_defaults(workflow):
+    """The benchmarks' seeder copies subject rows straight into the table, naming only the
+    older columns: the database itself must fill in the stamp geometry."""
+    subject_set = services.subject_set_attach(workflow=workflow, name="main")
+    table = Subject._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, subject_set_id, external_id, origin, band,"
+            " metadata, stamps, stamp_size, original_shapes, source, created_at)"
+            " VALUES (%s, %s, 'raw-1', '', '', '{}', '', 51, '[]', '', CURRENT_TIMESTAMP)",
+            [workflow.project_id, subject_set.pk],
+        )
+    subject = Subject.objects.get(external_id="raw-1")
+    assert subject.centre_offset == [0, 0]
+    assert subject.stamp_fit == "pad"
