@@ -1,7 +1,9 @@
 """Ingest readers: every input format behind one interface.
 
-Each reader in `FORMATS` has ``read(path, origin=None) -> Iterator[SubjectRecord | Rejection]``
-and never raises for bad input (see `labeling.ingest.base`). `read_path` picks the reader,
+Each reader in `FORMATS` has
+``read(path, origin=None, *, limits) -> Iterator[SubjectRecord | Rejection]`` and never raises
+for bad input (see `labeling.ingest.base`); `limits` (`labeling.ingest.limits.IngestLimits`)
+caps what it may allocate and where a manifest may point. `read_path` picks the reader,
 detecting the format when asked to. Pure Python: nothing here imports Django or Celery.
 """
 

@@ -3,7 +3,9 @@
 A reader turns one input path into a stream of `SubjectRecord`s and `Rejection`s and never
 raises for bad input: an unreadable file becomes one Rejection naming the file, and a bad
 record inside a readable file becomes one Rejection naming the record (``file[index]``)
-while the reader goes on with the next one.
+while the reader goes on with the next one. Text the database could not store (a NUL, a
+file name that is not UTF-8, a value longer than its column) is such a bad record, and every
+size is checked against the `IngestLimits` before anything is allocated for it.
 """
 
 from __future__ import annotations
