@@ -143,6 +143,16 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # The science settings.
 STAMP_SIZE = env.int("STAMP_SIZE", default=51)
 RENDER_SCALE = env.int("RENDER_SCALE", default=6)
+# How ingest fits a stamp smaller than STAMP_SIZE (a 30x30 Rubin cutout) into the stored cube
+# the CNN reads: "pad" keeps its pixels at their native scale in NaN ("no data"), "resample"
+# enlarges it bilinearly to fill the cube (labeling.stamps.normalise_stamp).
+STAMP_FIT = env.str("STAMP_FIT", default="pad")
+# What `manage.py ingest` may read (labeling.ingest.limits): the longest stamp axis in pixels
+# (real cutouts are 30 to 63), the most bytes one input may expand to in memory, and folders
+# besides a manifest's own that its stamp paths may point into.
+INGEST_MAX_STAMP_SIDE = env.int("INGEST_MAX_STAMP_SIDE", default=512)
+INGEST_MAX_DECOMPRESSED_BYTES = env.int("INGEST_MAX_DECOMPRESSED_BYTES", default=512 * 2**20)
+INGEST_ALLOWED_ROOTS = env.list("INGEST_ALLOWED_ROOTS", default=[])
 # Anonymous volunteers are identified by their session; keep it a season long.
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 24 * 180)
 

@@ -16,14 +16,22 @@ from django.utils import timezone
 from labeling import rules
 from labeling.records import (
     ANSWERS,
+    BAND_MAX_LENGTH,
     COUNTED_REFERENCE_LABELS,
     EXPLANATION_MAX_LENGTH,
+    EXTERNAL_ID_MAX_LENGTH,
+    FIT_PAD,
+    ORIGIN_MAX_LENGTH,
     REFERENCE_LABELS,
 )
 
 ANSWER_CHOICES = [(answer, answer.capitalize()) for answer in ANSWERS]
 REFERENCE_LABEL_CHOICES = [(label, label.capitalize()) for label in REFERENCE_LABELS]
 DEFAULT_QUESTION = "Is the object at the centre of the difference image Real or Bogus?"
+
+
+def no_centre_offset():
+    return [0, 0]
 
 
 def default_gold_schedule():
@@ -113,20 +121,31 @@ class Subject(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="subjects")
     subject_set = models.ForeignKey(SubjectSet, on_delete=models.CASCADE, related_name="subjects")
-    external_id = models.CharField(max_length=100, help_text="e.g. the diaSourceId or ZTF candid")
-    origin = models.CharField(max_length=40, blank=True, db_index=True)
+    external_id = models.CharField(max_length=EXTERNAL_ID_MAX_LENGTH,
+                                   help_text="e.g. the diaSourceId or ZTF candid")
+    origin = models.CharField(max_length=ORIGIN_MAX_LENGTH, blank=True, db_index=True)
     snr = models.FloatField(null=True, blank=True)
     psf_flux = models.FloatField(null=True, blank=True)
     psf_flux_err = models.FloatField(null=True, blank=True)
     ra = models.FloatField(null=True, blank=True)
     dec = models.FloatField(null=True, blank=True)
-    band = models.CharField(max_length=8, blank=True)
+    band = models.CharField(max_length=BAND_MAX_LENGTH, blank=True)
     reliability = models.FloatField(null=True, blank=True, help_text="model score, if known")
     metadata = models.JSONField(default=dict, blank=True)
     # Empty for subjects known only by id (a Zooniverse import): they are aggregated, never served.
     stamps = models.FileField(upload_to=stamp_upload_path, max_length=300, blank=True)
     stamp_size = models.PositiveSmallIntegerField()
     original_shapes = models.JSONField(help_text="[[h, w], ...] of template, science, difference")
+    # db_default as well: the benchmarks' seeder copies rows straight into the table.
+    stamp_fit = models.CharField(
+        max_length=8, default=FIT_PAD, db_default=FIT_PAD,
+        help_text="how stamps smaller than the cube were fitted into it: pad or resample",
+    )
+    centre_offset = models.JSONField(
+        default=no_centre_offset, db_default=no_centre_offset(),
+        help_text="[rows, columns] from each stamp's index n // 2 to its detection pixel, "
+                  "which the stored cube puts on its centre (non-zero for edge-clipped cutouts)",
+    )
     source = models.CharField(max_length=500, blank=True, help_text="the input it came from")
     created_at = models.DateTimeField(auto_now_add=True)
 

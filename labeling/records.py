@@ -31,6 +31,17 @@ UNION_FIRST = "first"
 UNION_POLICIES = (UNION_DROP, UNION_FIRST)
 DEFAULT_UNION_POLICY = UNION_DROP
 STAMP_KINDS = ("template", "science", "difference")
+# How a stamp smaller than the stored cube is fitted into it (the STAMP_FIT setting; see
+# labeling.stamps.normalise_stamp): NaN padding keeps every pixel as measured at its native
+# scale; resampling enlarges the stamp to fill the cube.
+FIT_PAD = "pad"
+FIT_RESAMPLE = "resample"
+STAMP_FITS = (FIT_PAD, FIT_RESAMPLE)
+# Column widths of Subject's text fields: readers reject a longer value with its reason
+# instead of letting the database refuse the whole batch.
+EXTERNAL_ID_MAX_LENGTH = 100
+ORIGIN_MAX_LENGTH = 40
+BAND_MAX_LENGTH = 8
 
 # The origin handles of the Rubin Difference Detectives sample (DMTN-337, table 3), plus
 # fake injections. Other handles are accepted; these are the ones the tools know by name.
@@ -60,6 +71,9 @@ class SubjectRecord:
     band: str = ""
     reliability: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # (row, column) of the detection in each stamp when it is not at index n // 2: a cutout
+    # clipped at a detector edge, centred from the alert's position. None means n // 2.
+    detection_pixel: tuple[int, int] | None = None
 
     def stamps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (self.template, self.science, self.difference)

@@ -17,6 +17,11 @@ palette, which stay distinct from each other under protanopia, deuteranopia and
 tritanopia; neither is a grey, so no data pixel can be mistaken for either. The marker is
 four short ticks pointing at the centre pixel, leaving the pixels around it uncovered.
 
+The orientation. Pictures follow the astronomical convention of DS9, astropy's
+``origin="lower"``, Fritz and the Rubin Science Platform: FITS row 0 (the cube's row 0) is the
+bottom row of the picture, and column 0 its left edge. Only pictures are flipped: the stored
+cube, and so the CNN's input, keeps FITS row order.
+
 Changing anything that alters the output image must bump `STRETCH_VERSION`: render caches
 key on it.
 """
@@ -31,7 +36,7 @@ from PIL import Image
 
 from labeling.records import STAMP_KINDS
 
-STRETCH_VERSION = 1
+STRETCH_VERSION = 2  # 2: FITS row 0 at the bottom, native-size windows
 
 NAN_COLOUR = (0, 114, 178)  # Okabe-Ito blue
 MARKER_COLOUR = (230, 159, 0)  # Okabe-Ito orange
@@ -47,11 +52,20 @@ MARKER_GAP = 4
 MARKER_LENGTH = 4
 
 
-def render_stamp_png(cube: np.ndarray, kind: str, scale: int = 1) -> bytes:
-    """Render one stamp of a (3, S, S) cube as an (S * scale)-pixel square RGB PNG.
+def render_stamp_png(
+    cube: np.ndarray,
+    kind: str,
+    scale: int = 1,
+    window: tuple[slice, slice] | None = None,
+) -> bytes:
+    """Render one stamp of a (3, S, S) cube as an RGB PNG, FITS row 0 at the bottom.
 
     `kind` is "template", "science" or "difference"; `scale` enlarges each stamp pixel to a
-    scale x scale block (nearest neighbour, so pixels stay sharp).
+    scale x scale block (nearest neighbour, so pixels stay sharp). `window` (rows, columns of
+    the cube) is the part to draw, by default all of it: `labeling.stamps.display_window`
+    gives the stamp's native footprint, so the picture carries no padding. The picture is
+    (window rows * scale) pixels high, (window columns * scale) wide; see `drawn_pixel` for
+    how a picture pixel maps back to the cube.
     """
     cube = np.asarray(cube)
     if cube.ndim != 3 or cube.shape[0] != len(STAMP_KINDS) or cube.shape[1] != cube.shape[2]:
@@ -60,7 +74,11 @@ def render_stamp_png(cube: np.ndarray, kind: str, scale: int = 1) -> bytes:
         raise ValueError(f"kind must be one of {', '.join(STAMP_KINDS)}, got {kind!r}")
     if isinstance(scale, bool) or not isinstance(scale, int | np.integer) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    size = cube.shape[1]
+    rows, cols = window if window is not None else (slice(0, size), slice(0, size))
+    rows, cols = _bounded(rows, size), _bounded(cols, size)
 
+    # The stretch sees the whole planes, so a window changes what is drawn, never its greys.
     stamp = cube[STAMP_KINDS.index(kind)].astype(np.float64)
     if kind == "difference":
         grey = _difference_greys(stamp)
@@ -68,29 +86,55 @@ def render_stamp_png(cube: np.ndarray, kind: str, scale: int = 1) -> bytes:
         grey = _direct_greys(stamp, _shared_limits(cube[0], cube[1]))
     rgb = np.repeat(grey[:, :, None], 3, axis=2)
     rgb[np.isnan(stamp)] = NAN_COLOUR
+    # Astronomical orientation (DS9, astropy origin="lower"): FITS row 0 is the bottom row.
+    rgb = rgb[rows, cols][::-1]
     rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)
-    rgb[centre_marker_mask(stamp.shape[0], scale)] = MARKER_COLOUR
+    centre = drawn_pixel((size // 2, size // 2), (rows, cols))
+    rgb[centre_marker_mask(rgb.shape[:2], centre, scale)] = MARKER_COLOUR
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def centre_marker_mask(size: int, scale: int = 1) -> np.ndarray:
-    """The output pixels the centre marker covers, for a size x size stamp at `scale`."""
-    length = size * scale
-    mask = np.zeros((length, length), dtype=bool)
-    centre = size // 2
+def _bounded(span: slice, size: int) -> slice:
+    start, stop, step = span.indices(size)
+    if step != 1 or start >= stop:
+        raise ValueError(f"window must be a non-empty slice of 0..{size}, got {span}")
+    return slice(start, stop)
+
+
+def drawn_pixel(cube_pixel: tuple[int, int], window: tuple[slice, slice]) -> tuple[int, int]:
+    """The (row from the top, column from the left) at which the picture of `window` draws
+    the cube's pixel (row, column): the window's last row is drawn at the top."""
+    rows, cols = window
+    return rows.stop - 1 - cube_pixel[0], cube_pixel[1] - cols.start
+
+
+def centre_marker_mask(
+    shape: tuple[int, int], centre: tuple[int, int], scale: int = 1
+) -> np.ndarray:
+    """The picture pixels the centre marker covers: a picture of `shape` (height, width, in
+    picture pixels) whose stamp pixel `centre` (row from the top, column) is marked, each
+    stamp pixel drawn `scale` picture pixels wide."""
+    mask = np.zeros(shape, dtype=bool)
     thickness = max(1, scale // 3)
     # The ticks run along the middle of the centre pixel's row and column.
-    band = slice(centre * scale + (scale - thickness) // 2,
-                 centre * scale + (scale - thickness) // 2 + thickness)
-    inner = (centre + MARKER_GAP + 1) * scale
-    outer = min(length, (centre + MARKER_GAP + MARKER_LENGTH + 1) * scale)
-    near = max(0, (centre - MARKER_GAP - MARKER_LENGTH) * scale)
-    far = max(0, (centre - MARKER_GAP) * scale)
-    for span in (slice(inner, outer), slice(near, far)):
-        mask[band, span] = True
-        mask[span, band] = True
+    row_band = slice(centre[0] * scale + (scale - thickness) // 2,
+                     centre[0] * scale + (scale - thickness) // 2 + thickness)
+    col_band = slice(centre[1] * scale + (scale - thickness) // 2,
+                     centre[1] * scale + (scale - thickness) // 2 + thickness)
+    for axis, (band, position, length) in enumerate(
+        ((row_band, centre[1], shape[1]), (col_band, centre[0], shape[0]))
+    ):
+        inner = min(length, (position + MARKER_GAP + 1) * scale)
+        outer = min(length, (position + MARKER_GAP + MARKER_LENGTH + 1) * scale)
+        near = max(0, (position - MARKER_GAP - MARKER_LENGTH) * scale)
+        far = max(0, (position - MARKER_GAP) * scale)
+        for span in (slice(inner, outer), slice(near, far)):
+            if axis == 0:
+                mask[band, span] = True  # ticks left and right of the centre, on its row
+            else:
+                mask[span, band] = True  # ticks above and below, on its column
     return mask
 
 

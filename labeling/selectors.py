@@ -146,7 +146,8 @@ def _draw(statuses: QuerySet[SubjectWorkflowStatus], k: int, rng: random.Random)
 
 
 def subject_image_png(subject_id: int, kind: str) -> bytes:
-    """A stamp rendered for display, from the render cache or rendered and cached now."""
+    """A stamp rendered for display, from the render cache or rendered and cached now: the
+    stamp's native footprint in the cube, FITS row 0 at the bottom (labeling.rendering)."""
     if kind not in STAMP_KINDS:
         raise NotFound(f"no stamp {kind!r}; the stamps are {', '.join(STAMP_KINDS)}")
     scale = settings.RENDER_SCALE
@@ -155,15 +156,30 @@ def subject_image_png(subject_id: int, kind: str) -> bytes:
     if cache.exists(path):
         with cache.open(path, "rb") as handle:
             return handle.read()
-    try:
-        subject = Subject.objects.only("stamps", "stamp_size").get(pk=subject_id)
-    except Subject.DoesNotExist:
-        raise NotFound(f"subject {subject_id} does not exist") from None
-    with subject.stamps.open("rb") as handle:
-        cube = stamps.cube_from_bytes(handle.read(), subject.stamp_size)
-    png = rendering.render_stamp_png(cube, kind, scale=scale)
+    subject, cube = _subject_cube(subject_id)
+    png = rendering.render_stamp_png(cube, kind, scale=scale,
+                                     window=_display_window(subject, kind))
     cache.save(path, ContentFile(png))
     return png
+
+
+def _subject_cube(subject_id: int) -> tuple[Subject, np.ndarray]:
+    try:
+        subject = Subject.objects.only(
+            "stamps", "stamp_size", "stamp_fit", "original_shapes", "centre_offset"
+        ).get(pk=subject_id)
+    except Subject.DoesNotExist:
+        raise NotFound(f"subject {subject_id} does not exist") from None
+    if not subject.stamps:
+        raise NotFound(f"subject {subject_id} has no stamps")
+    with subject.stamps.open("rb") as handle:
+        return subject, stamps.cube_from_bytes(handle.read(), subject.stamp_size)
+
+
+def _display_window(subject: Subject, kind: str) -> tuple[slice, slice]:
+    shape = subject.original_shapes[STAMP_KINDS.index(kind)]
+    return stamps.display_window(tuple(shape), tuple(subject.centre_offset),
+                                 subject.stamp_size, subject.stamp_fit)
 
 
 def subject_cubes(stamp_names: Sequence[str], size: int) -> np.ndarray:
@@ -179,21 +195,22 @@ def subject_cubes(stamp_names: Sequence[str], size: int) -> np.ndarray:
     return cubes
 
 
-def subject_pixels(subject_id: int) -> dict[str, list[list[float | None]]]:
-    """A subject's stamp values, for reading pixels on the classify page: per stamp kind,
-    rows of float32 values rounded to float32 precision (7 significant digits), NaN as None."""
-    try:
-        subject = Subject.objects.only("stamps", "stamp_size").get(pk=subject_id)
-    except Subject.DoesNotExist:
-        raise NotFound(f"subject {subject_id} does not exist") from None
-    if not subject.stamps:
-        raise NotFound(f"subject {subject_id} has no stamps")
-    with subject.stamps.open("rb") as handle:
-        cube = stamps.cube_from_bytes(handle.read(), subject.stamp_size)
-    return {
-        kind: [[None if math.isnan(v) else float(f"{v:.7g}") for v in row] for row in stamp]
-        for kind, stamp in zip(STAMP_KINDS, cube.astype(np.float64).tolist(), strict=True)
-    }
+def subject_pixels(subject_id: int) -> dict[str, list]:
+    """A subject's stamp values for reading pixels on the classify and review pages, exactly
+    as the pictures draw them: per stamp kind, the rows of its display window top row first
+    (FITS row 0 last), float32 values rounded to 7 significant digits, NaN as None; and under
+    "centre", per kind, the [row, column] of the detection pixel in those rows."""
+    subject, cube = _subject_cube(subject_id)
+    pixels: dict[str, list] = {}
+    centres = {}
+    for kind, plane in zip(STAMP_KINDS, cube.astype(np.float64), strict=True):
+        window = _display_window(subject, kind)
+        pixels[kind] = [[None if math.isnan(v) else float(f"{v:.7g}") for v in row]
+                        for row in plane[window][::-1].tolist()]
+        size = subject.stamp_size
+        centres[kind] = list(rendering.drawn_pixel((size // 2, size // 2), window))
+    pixels["centre"] = centres
+    return pixels
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -142,7 +142,7 @@ def subjects_ingest(
     in one transaction, and the batch's files are removed again if that transaction fails.
     """
     report = IngestReport()
-    size = settings.STAMP_SIZE
+    size, fit = settings.STAMP_SIZE, settings.STAMP_FIT
     iterator = iter(records)
     while batch := list(islice(iterator, INGEST_BATCH)):
         prepared: dict[str, _Prepared] = {}
@@ -154,7 +154,7 @@ def subjects_ingest(
                 report.duplicates.append(item.external_id)
                 continue
             try:
-                triplet = stamps.normalise_triplet(item, size)
+                triplet = stamps.normalise_triplet(item, size, fit)
             except stamps.StampError as exc:
                 report.rejected.append(Rejection(item.source, str(exc)))
                 continue
@@ -163,15 +163,20 @@ def subjects_ingest(
         report.duplicates.extend(sorted(existing))
         fresh = [p for external_id, p in prepared.items() if external_id not in existing]
         try:
-            stored = _store_batch(fresh, subject_set, size)
-        except IntegrityError:
-            # Another ingest stored some of these external ids since we looked: go one by one.
+            stored = _store_batch(fresh, subject_set, size, fit)
+        except (IntegrityError, DataError):
+            # Another ingest stored some of these external ids since we looked, or the
+            # database refused a value the readers let through: go one by one, so that only
+            # the offending record is lost.
             stored = []
             for item in fresh:
                 try:
-                    stored += _store_batch([item], subject_set, size)
+                    stored += _store_batch([item], subject_set, size, fit)
                 except IntegrityError:
                     report.duplicates.append(item.record.external_id)
+                except DataError as exc:
+                    reason = f"refused by the database: {str(exc).strip()}"
+                    report.rejected.append(Rejection(item.record.source, reason))
         report.subject_ids.extend(stored)
         report.ingested += len(stored)
         if on_progress:
@@ -187,7 +192,9 @@ def _existing_external_ids(project_id: int, external_ids: list[str]) -> set[str]
     )
 
 
-def _store_batch(batch: list[_Prepared], subject_set: SubjectSet, size: int) -> list[int]:
+def _store_batch(
+    batch: list[_Prepared], subject_set: SubjectSet, size: int, fit: str
+) -> list[int]:
     subjects = []
     written: list[str] = []
     try:
@@ -195,6 +202,8 @@ def _store_batch(batch: list[_Prepared], subject_set: SubjectSet, size: int) -> 
             subject = _subject_from_record(item.record, subject_set)
             subject.stamp_size = size
             subject.original_shapes = [list(shape) for shape in item.triplet.original_shapes]
+            subject.centre_offset = list(item.triplet.centre_offset)
+            subject.stamp_fit = fit
             subject.stamps.save(
                 f"{uuid.uuid4().hex}.npy",
                 ContentFile(stamps.cube_to_bytes(item.triplet.cube)),

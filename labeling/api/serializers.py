@@ -89,7 +89,8 @@ class ClassificationResultSerializer(serializers.Serializer):
 
 
 class SubjectPixelsSerializer(serializers.Serializer):
-    """Each stamp as rows of pixel values; null where the stamp has no data (NaN)."""
+    """Each stamp as rows of pixel values in picture order (top row first, so FITS row 0
+    last), over the stamp's native window; null where the stamp has no data (NaN)."""
 
     template = serializers.ListField(child=serializers.ListField(
         child=serializers.FloatField(allow_null=True)))
@@ -97,6 +98,11 @@ class SubjectPixelsSerializer(serializers.Serializer):
         child=serializers.FloatField(allow_null=True)))
     difference = serializers.ListField(child=serializers.ListField(
         child=serializers.FloatField(allow_null=True)))
+    centre = serializers.DictField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2,
+                                    max_length=2),
+        help_text="per stamp kind, the [row, column] of the detection pixel in its rows",
+    )
 
 
 class TutorialExampleSerializer(serializers.Serializer):

@@ -3,16 +3,20 @@
 A reader turns one input path into a stream of `SubjectRecord`s and `Rejection`s and never
 raises for bad input: an unreadable file becomes one Rejection naming the file, and a bad
 record inside a readable file becomes one Rejection naming the record (``file[index]``)
-while the reader goes on with the next one.
+while the reader goes on with the next one. Text the database could not store (a NUL, a
+file name that is not UTF-8, a value longer than its column) is such a bad record, and every
+size is checked against the `IngestLimits` before anything is allocated for it.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
+import errno
 import io
 import math
+import os
 import warnings
+import zipfile
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -23,14 +27,27 @@ from typing import Any, BinaryIO, ClassVar
 import fastavro
 import numpy as np
 from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+from PIL import Image
 
-from labeling.records import STAMP_KINDS, Rejection, SubjectRecord
+from labeling.ingest.limits import IngestLimits, LimitExceeded
+from labeling.records import (
+    BAND_MAX_LENGTH,
+    EXTERNAL_ID_MAX_LENGTH,
+    ORIGIN_MAX_LENGTH,
+    STAMP_KINDS,
+    Rejection,
+    SubjectRecord,
+)
 from labeling.stamps import check_stamp
 
 ReadItem = SubjectRecord | Rejection
+Shape = tuple[int, ...]
 
 AVRO_CONTAINER_MAGIC = b"Obj\x01"
+AVRO_SYNC_LENGTH = 16
 GZIP_MAGIC = b"\x1f\x8b"
+JPEG_MAGIC = b"\xff\xd8\xff"
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 
 # The SubjectRecord fields a tabular input (NPZ arrays, CSV columns) may fill, keyed by
@@ -72,43 +89,90 @@ def describe_error(exc: BaseException) -> str:
     return description
 
 
+def printable(text: str) -> str:
+    """`text` with anything that cannot be written as UTF-8 (the lone surrogates Python
+    decodes a non-UTF-8 file name into) spelled as a backslash escape, for reports."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unreadable_entry(path: Path) -> str | None:
+    """Why `path` (a symbolic link) cannot be read, or None when it can."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if exc.errno == errno.ENOENT:
+            return "a broken symbolic link"
+        return f"unreadable ({exc.strerror})"
+    return None
+
+
 class Reader(ABC):
     """One input format. Subclasses implement `_read`; `read` guarantees the no-raise contract."""
 
     format_name: ClassVar[str]
 
-    def read(self, path: Path, origin: str | None = None) -> Iterator[ReadItem]:
-        """Yield a record or a rejection for everything in `path`.
+    def read(
+        self, path: Path, origin: str | None = None, *, limits: IngestLimits
+    ) -> Iterator[ReadItem]:
+        """Yield a record or a rejection for everything in `path`, at least one item.
 
         `origin`, when given, replaces whatever origin the input carries for every record.
+        An input that yields nothing (an empty archive, a directory of broken links) is
+        itself rejected, so that it never passes as a clean ingest of zero subjects.
         """
         path = Path(path)
-        if not path.exists():
-            yield Rejection(source=path.name, reason=f"no such file or directory: {path}")
+        source = printable(path.name)
+        if not is_utf8(path.name):
+            yield Rejection(source=source, reason="file name is not valid UTF-8; rename it")
             return
+        if not path.exists():
+            reason = unreadable_entry(path) if path.is_symlink() else None
+            yield Rejection(source=source, reason=f"no such file or directory: {reason or path}")
+            return
+        yielded = False
         try:
-            yield from self._read(path, origin)
+            for item in self._read(path, origin, limits):
+                yielded = True
+                yield _printable_rejection(item) if isinstance(item, Rejection) else item
         except InputError as exc:
-            yield Rejection(source=path.name, reason=str(exc))
+            yielded = True
+            yield Rejection(source=source, reason=printable(str(exc)))
         # Parsers of untrusted bytes (astropy, fastavro, numpy, zipfile, csv) report malformed
         # input with an open-ended set of exception types; a bad file must become a Rejection,
         # never the end of an ingest run.
         except Exception as exc:
+            yielded = True
             yield Rejection(
-                source=path.name,
-                reason=f"unreadable {self.format_name} input: {describe_error(exc)}",
+                source=source,
+                reason=printable(f"unreadable {self.format_name} input: {describe_error(exc)}"),
             )
+        if not yielded:
+            yield Rejection(source=source, reason=f"no {self.format_name} records found")
 
     @abstractmethod
-    def _read(self, path: Path, origin: str | None) -> Iterator[ReadItem]:
+    def _read(self, path: Path, origin: str | None, limits: IngestLimits) -> Iterator[ReadItem]:
         """Yield records and per-record rejections; may raise for a file-level problem."""
+
+
+def _printable_rejection(rejection: Rejection) -> Rejection:
+    return Rejection(source=printable(rejection.source), reason=printable(rejection.reason))
 
 
 # --- records ---------------------------------------------------------------------------
 
 
 def record_source(path: Path, index: int) -> str:
-    return f"{path.name}[{index}]"
+    return f"{printable(path.name)}[{index}]"
 
 
 def guarded(source: str, build: Callable[..., SubjectRecord], *args: Any) -> ReadItem:
@@ -196,6 +260,7 @@ def make_record(
     stamps: Mapping[str, Any],
     fields: Mapping[str, Any],
     origin_override: str | None,
+    detection_pixel: tuple[int, int] | None = None,
 ) -> SubjectRecord:
     """Build a checked SubjectRecord or raise `RecordError` / `StampError`.
 
@@ -210,16 +275,104 @@ def make_record(
     if missing:
         raise RecordError(f"missing {' and '.join(missing)} stamp")
     checked = {kind: check_stamp(stamps[kind], f"{kind} stamp") for kind in STAMP_KINDS}
-    origin = origin_override.strip() if origin_override is not None else fields.get("origin")
+    origin = to_text(origin_override if origin_override is not None else fields.get("origin"))
+    band = to_text(fields.get("band"))
+    for name, value, max_length in (
+        ("external id", external_id, EXTERNAL_ID_MAX_LENGTH),
+        ("origin", origin, ORIGIN_MAX_LENGTH),
+        ("band", band, BAND_MAX_LENGTH),
+    ):
+        check_text(value, name, max_length)
+    metadata = dict(fields.get("metadata", {}))
+    check_metadata_text(metadata)
     return SubjectRecord(
         external_id=external_id,
         source=source,
-        origin=to_text(origin),
-        band=to_text(fields.get("band")),
-        metadata=dict(fields.get("metadata", {})),
+        origin=origin,
+        band=band,
+        metadata=metadata,
+        detection_pixel=detection_pixel,
         **checked,
         **{name: to_optional_float(fields.get(name), name) for name in FLOAT_FIELDS},
     )
+
+
+def check_text(value: str, name: str, max_length: int | None = None) -> None:
+    """RecordError unless `value` can be stored as text: no NUL character (PostgreSQL text
+    and jsonb refuse it), valid UTF-8, and at most `max_length` characters."""
+    if "\x00" in value:
+        raise RecordError(f"{name} contains a NUL character: {printable(value)[:80]!r}")
+    if not is_utf8(value):
+        raise RecordError(f"{name} is not valid UTF-8: {printable(value)[:80]!r}")
+    if max_length is not None and len(value) > max_length:
+        raise RecordError(
+            f"{name} is {len(value)} characters long, longer than its {max_length}-character "
+            f"column: {value[:40]!r}..."
+        )
+
+
+def check_metadata_text(value: Any, name: str = "metadata") -> None:
+    """`check_text` on every key and string in a metadata value, nested or not."""
+    if isinstance(value, str):
+        check_text(value, name)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_text(str(key), f"{name} key")
+            check_metadata_text(item, f"{name} {printable(str(key))!r}")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            check_metadata_text(item, name)
+
+
+# --- arrays ----------------------------------------------------------------------------
+
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def read_npy(stream: BinaryIO, label: str, limits: IngestLimits) -> np.ndarray:
+    """One array in .npy format from `stream`, its header checked against `limits` before a
+    byte of data is read. Raises RecordError for malformed or truncated data and
+    LimitExceeded for an array over a cap.
+    """
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = _NPY_HEADER_READERS.get(version)
+        if read_header is None:
+            raise RecordError(f"{label} is .npy version {version}, not 1.0 or 2.0")
+        shape, fortran_order, dtype = read_header(stream)
+    except ValueError as exc:
+        raise RecordError(f"{label} is not a readable .npy file: {describe_error(exc)}") from exc
+    if dtype.hasobject:
+        raise RecordError(f"{label} holds Python objects, not numbers")
+    limits.check_shape(shape, dtype.itemsize, label)
+    size = math.prod(shape) * dtype.itemsize
+    data = stream.read(size)
+    if len(data) < size:
+        raise RecordError(f"{label} is truncated ({len(data)} of {size} data bytes)")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def read_npz(path: Path, label: str, limits: IngestLimits) -> dict[str, np.ndarray]:
+    """Every array of an .npz (zip) archive, keyed by name without ``.npy``.
+
+    The members' declared sizes are checked against the cap before any is decompressed (a
+    zip member never inflates beyond its declared size), and each array header before its
+    data. Raises RecordError or LimitExceeded; zipfile's own errors for a corrupt archive.
+    """
+    if not zipfile.is_zipfile(path):
+        raise RecordError(f"{label} is not an .npz (zip) archive")
+    with zipfile.ZipFile(path) as archive:
+        members = [info for info in archive.infolist() if info.filename.endswith(".npy")]
+        limits.check_bytes(sum(info.file_size for info in members), label)
+        arrays = {}
+        for info in members:
+            name = info.filename.removesuffix(".npy")
+            with archive.open(info) as stream:
+                arrays[name] = read_npy(stream, f"{label} array {name!r}", limits)
+    return arrays
 
 
 # --- FITS ------------------------------------------------------------------------------
@@ -238,35 +391,41 @@ class FitsHdu:
     data: np.ndarray | None
 
 
-def read_fits(content: bytes | Path, label: str) -> list[FitsHdu]:
-    """Every HDU of FITS bytes (plain or gzipped) or a FITS file, read into memory.
+def read_fits(content: bytes | Path, label: str, limits: IngestLimits) -> list[FitsHdu]:
+    """Every HDU of FITS bytes or a FITS file (plain or gzipped), read into memory.
 
-    Raises `RecordError` naming `label` when the content is not readable FITS.
+    The file's size, its decompressed size and each image's declared shape are checked
+    against `limits` before they are read. Raises `RecordError` naming `label` when the
+    content is not readable FITS, LimitExceeded when it is over a cap.
     """
-    if isinstance(content, bytes) and content.startswith(GZIP_MAGIC):
+    if isinstance(content, Path):
+        limits.check_bytes(content.stat().st_size, label)
+        content = content.read_bytes()
+    if content.startswith(GZIP_MAGIC):
         try:
-            content = gzip.decompress(content)
+            content = limits.gunzip(content, label)
         except (OSError, EOFError, zlib.error) as exc:
             raise RecordError(f"{label} is not valid gzip: {describe_error(exc)}") from exc
-    source = io.BytesIO(content) if isinstance(content, bytes) else content
     try:
         with warnings.catch_warnings():
             # astropy only warns about a truncated file and pads what is missing: it is corrupt.
             warnings.filterwarnings("error", message="File may have been truncated")
-            with fits.open(source, memmap=False) as hdus:
-                return [
-                    FitsHdu(
-                        name=hdu.name,
-                        header=hdu.header.copy(),
-                        data=np.array(hdu.data)
-                        if hdu.is_image and hdu.data is not None
-                        else None,
-                    )
-                    for hdu in hdus
-                ]
+            with fits.open(io.BytesIO(content), memmap=False) as hdus:
+                return [_read_hdu(hdu, label, limits) for hdu in hdus]
+    except LimitExceeded:
+        raise
     # astropy signals corrupt or truncated FITS with OSError, TypeError, ValueError and more.
     except Exception as exc:
         raise RecordError(f"{label} is not readable FITS: {describe_error(exc)}") from exc
+
+
+def _read_hdu(hdu: Any, label: str, limits: IngestLimits) -> FitsHdu:
+    data = None
+    if hdu.is_image and hdu.header.get("NAXIS", 0) > 0:
+        # The header's shape, before astropy allocates for it.
+        limits.check_shape(tuple(hdu.shape), abs(int(hdu.header["BITPIX"])) // 8, label)
+        data = None if hdu.data is None else np.array(hdu.data)
+    return FitsHdu(name=hdu.name, header=hdu.header.copy(), data=data)
 
 
 def first_image(hdus: list[FitsHdu], label: str) -> np.ndarray:
@@ -278,27 +437,103 @@ def first_image(hdus: list[FitsHdu], label: str) -> np.ndarray:
     raise RecordError(f"{label} has no 2-D image HDU (image shapes found: {shapes or 'none'})")
 
 
-def image_from_fits(content: bytes | Path, label: str) -> np.ndarray:
+def image_from_fits(content: bytes | Path, label: str, limits: IngestLimits) -> np.ndarray:
     """The first 2-D image in FITS bytes (plain or gzipped) or a FITS file."""
-    return first_image(read_fits(content, label), label)
+    return first_image(read_fits(content, label, limits), label)
 
 
 # --- Avro alerts -----------------------------------------------------------------------
 
 
 def open_avro_container(
-    stream: BinaryIO, namespace: str
+    stream: BinaryIO, namespace: str, limits: IngestLimits
 ) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     """(writer schema, records) of an Avro container whose schema is in `namespace` (lsst, ztf).
 
     Raises `InputError` for a container of some other schema, so that a reader forced onto
-    the wrong kind of alert says so instead of rejecting every record.
+    the wrong kind of alert says so instead of rejecting every record, and for a compressed
+    container with a block that would inflate past the cap.
     """
     container = fastavro.reader(stream)
     name = avro_schema_name(container.writer_schema)
     if not name.startswith(f"{namespace}."):
         raise InputError(f"Avro container schema {name!r} is not a {namespace} alert schema")
+    codec = container.metadata.get("avro.codec", "null")
+    if codec != "null":
+        position = stream.tell()
+        _check_compressed_blocks(stream, codec, limits)
+        stream.seek(position)
     return container.writer_schema, container
+
+
+def _read_avro_long(stream: BinaryIO) -> int | None:
+    """One zig-zag varint, or None at the end of the stream."""
+    shift = result = 0
+    while byte := stream.read(1):
+        result |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return (result >> 1) ^ -(result & 1)
+        shift += 7
+    return None
+
+
+def _check_compressed_blocks(stream: BinaryIO, codec: str, limits: IngestLimits) -> None:
+    """Raise InputError unless every block of a compressed container inflates within the cap.
+
+    fastavro inflates a whole block at once and unbounded, so the blocks are walked here
+    first: the header (magic, metadata map, sync marker), then each block's record count,
+    size, bytes and sync marker. A file cut short just ends the walk; reading it then reports
+    the truncation as usual.
+    """
+    if codec != "deflate":
+        raise InputError(f"Avro container codec {codec!r} is not supported (null or deflate)")
+    stream.seek(len(AVRO_CONTAINER_MAGIC))
+    while count := _read_avro_long(stream):
+        if count < 0:  # a negative count is followed by the block's size in bytes
+            _read_avro_long(stream)
+        for _ in range(abs(count)):
+            for _ in ("key", "value"):
+                stream.seek(_read_avro_long(stream) or 0, io.SEEK_CUR)
+    stream.seek(AVRO_SYNC_LENGTH, io.SEEK_CUR)
+    index = 0
+    while _read_avro_long(stream) is not None:
+        size = _read_avro_long(stream)
+        block = stream.read(size) if size and size > 0 else b""
+        if size is None or len(block) < size:
+            return
+        try:
+            limits.check_inflated_size(block, f"container block {index}")
+        except LimitExceeded as exc:
+            raise InputError(str(exc)) from exc
+        except zlib.error:
+            return  # corrupt: fastavro's own reading reports it
+        stream.seek(AVRO_SYNC_LENGTH, io.SEEK_CUR)
+        index += 1
+
+
+def whole_alerts(alerts: Iterable[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, alert) for each alert of a container that decodes whole.
+
+    The truncation rule, the same for Rubin and ZTF containers: every alert before the
+    damage is complete (Avro decodes an alert entirely or not at all) and goes in; the
+    damage itself is one InputError, reported as a rejection of the file that says how many
+    alerts came before it, so a cut-short file never passes as a clean ingest.
+    """
+    iterator = iter(alerts)
+    index = 0
+    while True:
+        try:
+            alert = next(iterator)
+        except StopIteration:
+            return
+        # fastavro reports a cut-short block with EOFError, ValueError (sync marker) and more.
+        except Exception as exc:
+            raise InputError(
+                f"container truncated or corrupt after {index} whole alert(s), which were "
+                f"read; the rest is lost: {describe_error(exc)}"
+            ) from exc
+        yield index, alert
+        index += 1
 
 
 def avro_schema_name(schema: Any) -> str:
@@ -311,10 +546,18 @@ def container_schema_name(path: Path) -> str:
         return avro_schema_name(fastavro.reader(stream).writer_schema)
 
 
+@dataclass(frozen=True)
+class Cutout:
+    """One alert cutout's image, and the FITS header it came with (None for a JPEG)."""
+
+    image: np.ndarray
+    header: fits.Header | None
+
+
 def alert_cutouts(
-    alert: Mapping[str, Any], fits_bytes: Callable[[Any], bytes | None]
-) -> dict[str, np.ndarray]:
-    """The images of an alert's three cutout fields, keyed by stamp kind.
+    alert: Mapping[str, Any], fits_bytes: Callable[[Any], bytes | None], limits: IngestLimits
+) -> dict[str, Cutout]:
+    """An alert's three cutouts, keyed by stamp kind.
 
     `fits_bytes` extracts the FITS bytes from a cutout field's value (None when absent).
     Raises `RecordError` naming every cutout that is null or absent.
@@ -324,8 +567,61 @@ def alert_cutouts(
     if missing:
         raise RecordError(f"cutout missing (null or absent): {', '.join(missing)}")
     return {
-        kind: image_from_fits(data, ALERT_CUTOUT_FIELDS[kind]) for kind, data in content.items()
+        kind: read_cutout(data, ALERT_CUTOUT_FIELDS[kind], limits)
+        for kind, data in content.items()
     }
+
+
+def read_cutout(content: bytes, label: str, limits: IngestLimits) -> Cutout:
+    """A cutout: FITS (plain or gzipped; the first 2-D image and its header) or, in ZTF's
+    2017 prototype packets, JPEG."""
+    if content.startswith(JPEG_MAGIC):
+        return Cutout(image_from_jpeg(content, label, limits), None)
+    hdus = read_fits(content, label, limits)
+    image = first_image(hdus, label)
+    header = next(hdu.header for hdu in hdus if hdu.data is image)
+    return Cutout(image, header)
+
+
+def wcs_pixel(header: fits.Header, ra: float, dec: float, shape: Shape) -> tuple[int, int] | None:
+    """The (row, column) of sky position (ra, dec) in an image of `shape` with this header's
+    celestial WCS, or None when the header has no usable WCS or the position falls outside."""
+    try:
+        with warnings.catch_warnings():
+            # astropy notes the keywords it normalises (dates, units); nothing is wrong.
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(header, naxis=2)
+        if not wcs.has_celestial:
+            return None
+        x, y = wcs.world_to_pixel_values(ra, dec)
+    # A malformed WCS header fails in astropy's own ways; it just means no WCS to go by.
+    except Exception:
+        return None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return None
+    # world_to_pixel counts from 0 at the centre of the first pixel, as numpy does.
+    row, col = round(float(y)), round(float(x))
+    return (row, col) if 0 <= row < shape[0] and 0 <= col < shape[1] else None
+
+
+def image_from_jpeg(content: bytes, label: str, limits: IngestLimits) -> np.ndarray:
+    """The grey levels (0-255, as float32) of a JPEG cutout, in FITS row order.
+
+    A picture's first row is its top edge, while FITS row 0 (and so this platform's) is the
+    bottom, so the rows are reversed: the stamp then renders as the JPEG was drawn. The size
+    in the JPEG header is checked against the caps before the pixels are decoded.
+    """
+    try:
+        with Image.open(io.BytesIO(content), formats=["JPEG"]) as picture:
+            width, height = picture.size
+            limits.check_shape((height, width), np.dtype(np.float32).itemsize, label)
+            grey = np.asarray(picture.convert("L"), dtype=np.float32)
+    except LimitExceeded:
+        raise
+    # Pillow reports a corrupt or truncated JPEG with OSError, SyntaxError and others.
+    except Exception as exc:
+        raise RecordError(f"{label} is not a readable JPEG: {describe_error(exc)}") from exc
+    return np.flipud(grey)
 
 
 # --- CSV -------------------------------------------------------------------------------

@@ -33,10 +33,14 @@ from labeling.ingest.base import (
     first_image,
     guarded,
     is_fits_name,
+    is_utf8,
     make_record,
+    printable,
     read_fits,
+    unreadable_entry,
 )
-from labeling.records import STAMP_KINDS, SubjectRecord
+from labeling.ingest.limits import IngestLimits
+from labeling.records import STAMP_KINDS, Rejection, SubjectRecord
 
 HEADER_KEYWORDS = {
     "EXTID": "external_id",
@@ -77,8 +81,10 @@ def _stamp_groups(paths: Iterable[Path]) -> dict[str, dict[str, Path]]:
     return groups
 
 
-def _triplet_from_multi_extension(path: Path, origin: str | None) -> SubjectRecord:
-    hdus = read_fits(path, path.name)
+def _triplet_from_multi_extension(
+    path: Path, origin: str | None, limits: IngestLimits
+) -> SubjectRecord:
+    hdus = read_fits(path, printable(path.name), limits)
     named = {hdu.name.lower(): hdu.data for hdu in hdus if hdu.name.lower() in STAMP_KINDS}
     if named:
         stamps = named
@@ -94,13 +100,13 @@ def _triplet_from_multi_extension(path: Path, origin: str | None) -> SubjectReco
 
 
 def _triplet_from_stamp_files(
-    stem: str, files: dict[str, Path], source: str, origin: str | None
+    stem: str, files: dict[str, Path], source: str, origin: str | None, limits: IngestLimits
 ) -> SubjectRecord:
     stamps = {}
     headers: list[FitsHdu] = []
     for kind in STAMP_KINDS:
         if kind in files:
-            hdus = read_fits(files[kind], files[kind].name)
+            hdus = read_fits(files[kind], files[kind].name, limits)
             stamps[kind] = first_image(hdus, files[kind].name)
             headers.extend(hdus)
     fields = {"external_id": stem, **_fields_from_headers(headers)}
@@ -108,25 +114,49 @@ def _triplet_from_stamp_files(
 
 
 def _read_stamp_groups(
-    groups: dict[str, dict[str, Path]], origin: str | None
+    groups: dict[str, dict[str, Path]], origin: str | None, limits: IngestLimits
 ) -> Iterator[ReadItem]:
     for stem, files in sorted(groups.items()):
-        source = f"{stem}_*.fits"
-        yield guarded(source, _triplet_from_stamp_files, stem, files, source, origin)
+        source = printable(f"{stem}_*.fits")
+        yield guarded(source, _triplet_from_stamp_files, stem, files, source, origin, limits)
+
+
+def _directory_entries(path: Path) -> tuple[list[Path], list[Rejection]]:
+    """The readable FITS files of a directory, and a rejection for each FITS-named entry
+    that cannot be read (a broken link, a link loop, a name that is not UTF-8)."""
+    files, rejections = [], []
+    for entry in sorted(path.iterdir()):
+        if not is_fits_name(entry.name):
+            continue
+        if not is_utf8(entry.name):
+            reason = "file name is not valid UTF-8; rename it"
+        elif entry.is_file():
+            files.append(entry)
+            continue
+        elif entry.is_symlink():
+            reason = f"not read: {unreadable_entry(entry) or 'not a regular file'}"
+        else:
+            reason = "not read: not a regular file"
+        rejections.append(Rejection(source=printable(entry.name), reason=reason))
+    return files, rejections
 
 
 class FitsReader(Reader):
     format_name = "fits"
 
-    def _read(self, path: Path, origin: str | None) -> Iterator[ReadItem]:
+    def _read(self, path: Path, origin: str | None, limits: IngestLimits) -> Iterator[ReadItem]:
         if path.is_dir():
-            fits_files = sorted(p for p in path.iterdir() if p.is_file() and is_fits_name(p.name))
-            yield from _read_stamp_groups(_stamp_groups(fits_files), origin)
+            fits_files, rejections = _directory_entries(path)
+            yield from rejections
+            yield from _read_stamp_groups(_stamp_groups(fits_files), origin, limits)
             for single in fits_files:
                 if not _STAMP_FILE.match(single.name):
-                    yield guarded(single.name, _triplet_from_multi_extension, single, origin)
+                    yield guarded(printable(single.name), _triplet_from_multi_extension, single,
+                                  origin, limits)
         elif match := _STAMP_FILE.match(path.name):
             siblings = _stamp_groups(path.parent.iterdir())
-            yield from _read_stamp_groups({match["stem"]: siblings[match["stem"]]}, origin)
+            yield from _read_stamp_groups({match["stem"]: siblings[match["stem"]]}, origin,
+                                          limits)
         else:
-            yield guarded(path.name, _triplet_from_multi_extension, path, origin)
+            yield guarded(printable(path.name), _triplet_from_multi_extension, path, origin,
+                          limits)

@@ -9,8 +9,7 @@ psfFluxErr, ra, dec, band, reliability); the others go to metadata.
 
 from __future__ import annotations
 
-import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +18,20 @@ from labeling.ingest.base import (
     InputError,
     Reader,
     ReadItem,
+    RecordError,
     fields_from_columns,
     guarded,
     make_record,
     read_csv_rows,
+    read_npz,
     record_source,
 )
+from labeling.ingest.limits import IngestLimits, LimitExceeded
 from labeling.records import STAMP_KINDS
 
 
-def _stamp_stacks(archive: np.lib.npyio.NpzFile) -> dict[str, np.ndarray]:
-    missing = [kind for kind in STAMP_KINDS if kind not in archive.files]
+def _stamp_stacks(archive: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    missing = [kind for kind in STAMP_KINDS if kind not in archive]
     if missing:
         raise InputError(f"archive has no {', '.join(missing)} array")
     stacks = {kind: archive[kind] for kind in STAMP_KINDS}
@@ -43,12 +45,11 @@ def _stamp_stacks(archive: np.lib.npyio.NpzFile) -> dict[str, np.ndarray]:
     return stacks
 
 
-def _metadata_columns(archive: np.lib.npyio.NpzFile, count: int) -> dict[str, np.ndarray]:
+def _metadata_columns(archive: Mapping[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
     columns = {}
-    for name in archive.files:
+    for name, column in archive.items():
         if name in STAMP_KINDS:
             continue
-        column = archive[name]
         if column.shape != (count,):
             raise InputError(
                 f"metadata array {name!r} has shape {column.shape}, expected ({count},)"
@@ -67,14 +68,14 @@ def _sidecar_columns(sidecar: Path, count: int) -> dict[str, list[str]]:
 class NpzReader(Reader):
     format_name = "npz"
 
-    def _read(self, path: Path, origin: str | None) -> Iterator[ReadItem]:
-        # np.load would take a lone .npy or pickled data too; only a zip is an .npz archive.
-        if not zipfile.is_zipfile(path):
-            raise InputError(f"{path.name} is not an .npz (zip) archive")
-        with np.load(path, allow_pickle=False) as archive:
-            stacks = _stamp_stacks(archive)
-            count = len(stacks["template"])
-            columns = _metadata_columns(archive, count)
+    def _read(self, path: Path, origin: str | None, limits: IngestLimits) -> Iterator[ReadItem]:
+        try:
+            archive = read_npz(path, path.name, limits)
+        except (RecordError, LimitExceeded) as exc:
+            raise InputError(str(exc)) from exc
+        stacks = _stamp_stacks(archive)
+        count = len(stacks["template"])
+        columns = _metadata_columns(archive, count)
         sidecar = path.with_suffix(".csv")
         if sidecar.is_file():
             columns.update(_sidecar_columns(sidecar, count))

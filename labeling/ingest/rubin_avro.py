@@ -39,8 +39,11 @@ from labeling.ingest.base import (
     make_record,
     open_avro_container,
     pick_metadata,
+    printable,
     record_source,
+    whole_alerts,
 )
+from labeling.ingest.limits import IngestLimits
 from labeling.records import SubjectRecord
 
 # The diaSource field behind each record field. These names hold from 5.0 on; older
@@ -131,13 +134,19 @@ def decode_schemaless(message: bytes) -> tuple[dict[str, Any], str, str]:
 
 
 def _alert_record(
-    alert: dict[str, Any], source: str, version: str, version_from: str, origin: str | None
+    alert: dict[str, Any],
+    source: str,
+    version: str,
+    version_from: str,
+    origin: str | None,
+    limits: IngestLimits,
 ) -> SubjectRecord:
     dia_source = alert.get("diaSource")
     if not isinstance(dia_source, dict):
         raise RecordError("alert has no diaSource")
     # Rubin cutout fields hold the FITS bytes themselves.
-    stamps = alert_cutouts(alert, lambda cutout: cutout)
+    cutouts = alert_cutouts(alert, lambda cutout: cutout, limits)
+    stamps = {kind: cutout.image for kind, cutout in cutouts.items()}
     fields = {field: dia_source.get(name) for field, name in DIA_SOURCE_FIELDS.items()}
     fields["external_id"] = dia_source.get("diaSourceId")
     fields["metadata"] = {
@@ -154,27 +163,30 @@ def _container_version(writer_schema: Any) -> str:
     return f"{match[1]}.{match[2]}" if match else "unknown"
 
 
-def _read_container(path: Path, origin: str | None) -> Iterator[ReadItem]:
+def _read_container(path: Path, origin: str | None, limits: IngestLimits) -> Iterator[ReadItem]:
     with path.open("rb") as stream:
-        writer_schema, alerts = open_avro_container(stream, "lsst")
+        writer_schema, alerts = open_avro_container(stream, "lsst", limits)
         version = _container_version(writer_schema)
-        for index, alert in enumerate(alerts):
+        for index, alert in whole_alerts(alerts):
             source = record_source(path, index)
-            yield guarded(source, _alert_record, alert, source, version, "container", origin)
+            yield guarded(source, _alert_record, alert, source, version, "container", origin,
+                          limits)
 
 
-def _read_message(path: Path, origin: str | None) -> ReadItem:
+def _read_message(path: Path, origin: str | None, limits: IngestLimits) -> ReadItem:
+    limits.check_bytes(path.stat().st_size, path.name)
     alert, version, version_from = decode_schemaless(path.read_bytes())
-    return guarded(path.name, _alert_record, alert, path.name, version, version_from, origin)
+    source = printable(path.name)
+    return guarded(source, _alert_record, alert, source, version, version_from, origin, limits)
 
 
 class RubinAvroReader(Reader):
     format_name = "rubin-avro"
 
-    def _read(self, path: Path, origin: str | None) -> Iterator[ReadItem]:
+    def _read(self, path: Path, origin: str | None, limits: IngestLimits) -> Iterator[ReadItem]:
         with path.open("rb") as stream:
             is_container = stream.read(len(AVRO_CONTAINER_MAGIC)) == AVRO_CONTAINER_MAGIC
         if is_container:
-            yield from _read_container(path, origin)
+            yield from _read_container(path, origin, limits)
         else:
-            yield _read_message(path, origin)
+            yield _read_message(path, origin, limits)

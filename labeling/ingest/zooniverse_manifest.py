@@ -6,6 +6,11 @@ Stamps are named either by three columns `template`, `science`, `difference`, ea
 columns are metadata, matched to record fields by `base.COLUMN_ALIASES` (external_id /
 diaSourceId / subject_id, origin, snr, psfFlux, psfFluxErr, ra, dec, band, reliability); the
 rest go to metadata. A row whose files are missing or unreadable is rejected on its own.
+
+A stamp path must resolve, symbolic links followed, inside the CSV's folder or one of the
+allowed roots (the INGEST_ALLOWED_ROOTS setting); a row naming any other file (``../``, an
+absolute path, a link leading out) is rejected without the file being opened, so a manifest
+cannot publish files its author could not otherwise serve.
 """
 
 from __future__ import annotations
@@ -29,40 +34,41 @@ from labeling.ingest.base import (
     is_fits_name,
     make_record,
     read_csv_rows,
+    read_npy,
+    read_npz,
     record_source,
 )
+from labeling.ingest.limits import IngestLimits
 from labeling.records import STAMP_KINDS, SubjectRecord
 
 BUNDLE_COLUMN = "stamps"
 
 
-def _load_stamp_file(path: Path, label: str) -> np.ndarray:
+def _load_stamp_file(path: Path, label: str, limits: IngestLimits) -> np.ndarray:
     """One 2-D stamp from a .npy or FITS file."""
     if path.suffix.lower() == ".npy":
         try:
             with path.open("rb") as stream:
-                return np.lib.format.read_array(stream, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
+                return read_npy(stream, label, limits)
+        except OSError as exc:
             raise RecordError(
                 f"{label} is not a readable .npy file: {describe_error(exc)}"
             ) from exc
     if is_fits_name(path.name):
-        return image_from_fits(path, label)
+        return image_from_fits(path, label, limits)
     raise RecordError(f"{label} is neither a .npy nor a FITS file")
 
 
-def _load_bundle(path: Path, label: str) -> dict[str, np.ndarray]:
+def _load_bundle(path: Path, label: str, limits: IngestLimits) -> dict[str, np.ndarray]:
     """The three stamps of an .npz bundle."""
-    if not zipfile.is_zipfile(path):
-        raise RecordError(f"{label} is not an .npz (zip) archive")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [kind for kind in STAMP_KINDS if kind not in archive.files]
-            if missing:
-                raise RecordError(f"{label} has no {', '.join(missing)} array")
-            return {kind: archive[kind] for kind in STAMP_KINDS}
+        archive = read_npz(path, label, limits)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise RecordError(f"{label} is not a readable .npz archive: {describe_error(exc)}") from exc
+    missing = [kind for kind in STAMP_KINDS if kind not in archive]
+    if missing:
+        raise RecordError(f"{label} has no {', '.join(missing)} array")
+    return {kind: archive[kind] for kind in STAMP_KINDS}
 
 
 def _row_record(
@@ -71,6 +77,7 @@ def _row_record(
     folder: Path,
     source: str,
     origin: str | None,
+    limits: IngestLimits,
 ) -> SubjectRecord:
     stamps = {}
     for role, column in stamp_columns.items():
@@ -78,13 +85,15 @@ def _row_record(
         if is_blank(location):
             raise RecordError(f"no {column} path")
         label = f"{column} file {location!r}"
-        stamp_path = folder / location.strip()
+        if "\x00" in location:
+            raise RecordError(f"{label} contains a NUL character")
+        stamp_path = limits.resolve_inside(folder, location.strip(), label)
         if not stamp_path.is_file():
             raise RecordError(f"{label} not found")
         if role == BUNDLE_COLUMN:
-            stamps = _load_bundle(stamp_path, label)
+            stamps = _load_bundle(stamp_path, label, limits)
         else:
-            stamps[role] = _load_stamp_file(stamp_path, label)
+            stamps[role] = _load_stamp_file(stamp_path, label, limits)
     other_columns = {
         column: value for column, value in row.items() if column not in stamp_columns.values()
     }
@@ -107,9 +116,10 @@ def _stamp_columns(header: list[str]) -> dict[str, str]:
 class ZooniverseManifestReader(Reader):
     format_name = "zooniverse-manifest"
 
-    def _read(self, path: Path, origin: str | None) -> Iterator[ReadItem]:
+    def _read(self, path: Path, origin: str | None, limits: IngestLimits) -> Iterator[ReadItem]:
         header, rows = read_csv_rows(path)
         stamp_columns = _stamp_columns(header)
         for index, row in enumerate(rows):
             source = record_source(path, index)
-            yield guarded(source, _row_record, row, stamp_columns, path.parent, source, origin)
+            yield guarded(source, _row_record, row, stamp_columns, path.parent, source, origin,
+                          limits)

@@ -107,7 +107,8 @@ def test_pointing_at_a_stamp_reads_the_pixel_value(page, context):
         "!document.getElementById('pixel-readout').textContent.includes('loading')"
     )
     text = readout.inner_text()
-    assert text.startswith("Difference, pixel x +5, y -5 from the centre: ")
+    # Row 20 from the top is 5 rows above the centre row: y counts up, as in FITS.
+    assert text.startswith("Difference, pixel x +5, y +5 from the centre: ")
     shown = float(re.search(r": (\S+)$", text).group(1))
     expected = values["difference"][20][30]
     assert shown == pytest.approx(expected, abs=0.05 + 1e-3 * abs(expected))

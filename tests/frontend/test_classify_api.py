@@ -54,11 +54,13 @@ def test_pixel_values_are_the_stored_stamps_with_nan_as_null(workflow):
     response = APIClient().get(f"/api/subjects/{subject_id}/pixels/")
     assert response.status_code == 200
     values = response.json()
-    assert set(values) == {"template", "science", "difference"}
-    assert values["template"][0] == [None] * 51
+    assert set(values) == {"template", "science", "difference", "centre"}
+    # Picture order: the top row first, so FITS row 0 comes last.
+    assert values["template"][-1] == [None] * 51
     for kind, stamp in zip(("template", "science", "difference"), record.stamps(), strict=True):
         got = np.array([[math.nan if v is None else v for v in row] for row in values[kind]])
-        np.testing.assert_allclose(got, stamp, rtol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(got, stamp[::-1], rtol=1e-6, equal_nan=True)
+        assert values["centre"][kind] == [25, 25]
     again = APIClient().get(f"/api/subjects/{subject_id}/pixels/",
                             HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304

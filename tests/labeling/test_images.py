@@ -2,11 +2,14 @@
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
-from labeling import rendering
+from labeling import rendering, selectors, services, stamps
+from labeling.models import Subject
+from labeling.records import SubjectRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +47,57 @@ def test_unknown_kind_or_subject_gets_a_json_404(subject_ids, path):
     response = APIClient().get(path.format(id=subject_ids[0]))
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+def _ingest_one(workflow, record):
+    subject_set = services.subject_set_attach(workflow=workflow, name="native")
+    return services.subjects_ingest([record], subject_set=subject_set).subject_ids[0]
+
+
+def _rubin_sized(rng, shape=(30, 30)) -> SubjectRecord:
+    template = rng.normal(0.0, 1.0, shape).astype(np.float32)
+    science = template + rng.normal(0.0, 1.0, shape).astype(np.float32)
+    return SubjectRecord("rubin-30", template, science, science - template, "test")
+
+
+def _picture(subject_id, kind):
+    response = APIClient().get(f"/api/subjects/{subject_id}/images/{kind}.png")
+    assert response.status_code == 200
+    return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))
+
+
+def test_a_30x30_stamp_is_drawn_at_its_native_size_without_padding(workflow, settings):
+    """Rubin's 30x30 cutouts were NaN-padded to 51x51, 65% of each picture no-data blue."""
+    subject_id = _ingest_one(workflow, _rubin_sized(np.random.default_rng(0)))
+    for kind in ("template", "science", "difference"):
+        picture = _picture(subject_id, kind)
+        assert picture.shape[:2] == (30 * settings.RENDER_SCALE, 30 * settings.RENDER_SCALE)
+        nan_pixels = (picture == np.array(rendering.NAN_COLOUR, dtype=np.uint8)).all(axis=-1)
+        assert not nan_pixels.any()
+    # ...while the stored cube, what the CNN reads, stays 51x51.
+    subject = Subject.objects.get(pk=subject_id)
+    cube = stamps.cube_from_bytes(subject.stamps.read(), 51)
+    assert np.isnan(cube).mean() > 0.6
+
+
+def test_the_pixel_values_cover_the_same_window_in_picture_order(workflow):
+    record = _rubin_sized(np.random.default_rng(1), shape=(30, 36))
+    subject_id = _ingest_one(workflow, record)
+    values = selectors.subject_pixels(subject_id)
+    science = np.array(values["science"], dtype=np.float64)
+    np.testing.assert_allclose(science, record.science[::-1], rtol=1e-6)
+    # The detection (index n // 2 = 15, 18) is drawn 30 - 1 - 15 = 14 rows from the top.
+    assert values["centre"]["science"] == [14, 18]
+
+
+def test_the_resample_setting_fills_the_cube_and_is_recorded(workflow, settings):
+    settings.STAMP_FIT = "resample"
+    subject_id = _ingest_one(workflow, _rubin_sized(np.random.default_rng(2)))
+    subject = Subject.objects.get(pk=subject_id)
+    assert subject.stamp_fit == "resample"
+    cube = stamps.cube_from_bytes(subject.stamps.read(), 51)
+    assert np.isnan(cube).mean() < 0.1
+    picture = _picture(subject_id, "science")
+    window = stamps.display_window((30, 30), (0, 0), 51, "resample")
+    side = (window[0].stop - window[0].start) * settings.RENDER_SCALE
+    assert picture.shape[:2] == (side, side)

@@ -12,10 +12,14 @@ from hypothesis.extra import numpy as hnp
 
 from labeling.records import SubjectRecord
 from labeling.stamps import (
+    FIT_PAD,
+    FIT_RESAMPLE,
+    STAMP_FITS,
     NormalisedTriplet,
     StampError,
     cube_from_bytes,
     cube_to_bytes,
+    display_window,
     normalise_stamp,
     normalise_triplet,
 )
@@ -328,3 +332,67 @@ def _npz_bytes() -> bytes:
 def test_cube_from_bytes_rejects_corrupt_or_mismatched_data(data: bytes, message: str) -> None:
     with pytest.raises(StampError, match=message):
         cube_from_bytes(data, 5)
+
+
+# --- an explicit detection pixel, native windows and the pad-or-resample fit ----------------
+
+
+def test_an_explicit_detection_pixel_lands_on_the_centre_and_is_the_offset() -> None:
+    stamp = _ramp((63, 44))  # clipped on the left: the detection is at column 12, not 22
+    normalised, _ = normalise_stamp(stamp, 51, detection=(31, 12))
+    assert normalised[25, 25] == stamp[31, 12]
+    record = SubjectRecord("clipped", stamp, stamp, stamp, "test", detection_pixel=(31, 12))
+    assert normalise_triplet(record, 51).centre_offset == (0, -10)
+
+
+def test_a_detection_pixel_outside_the_stamp_is_refused() -> None:
+    with pytest.raises(StampError, match="lies outside"):
+        normalise_stamp(_ramp((30, 30)), 51, detection=(30, 2))
+
+
+def test_resample_fills_the_cube_with_a_30x30_stamp_and_keeps_the_detection_centred() -> None:
+    stamp = np.ones((30, 30), dtype=np.float32)
+    stamp[15, 15] = 50.0
+    padded, _ = normalise_stamp(stamp, 51, fit=FIT_PAD)
+    resampled, shape = normalise_stamp(stamp, 51, fit=FIT_RESAMPLE)
+    assert shape == (30, 30)
+    assert np.isnan(padded).mean() > 0.6  # the Rubin complaint: 65% no data
+    assert np.isnan(resampled).mean() < 0.1
+    assert resampled[25, 25] == 50.0
+    assert np.nanargmax(resampled) == np.ravel_multi_index((25, 25), (51, 51))
+
+
+def test_resample_leaves_a_stamp_as_large_as_the_cube_alone() -> None:
+    stamp = _ramp((63, 63))
+    np.testing.assert_array_equal(normalise_stamp(stamp, 51, fit=FIT_RESAMPLE)[0],
+                                  normalise_stamp(stamp, 51, fit=FIT_PAD)[0])
+
+
+def test_an_unknown_fit_is_refused() -> None:
+    with pytest.raises(ValueError, match="stamp fit must be one of pad, resample"):
+        normalise_stamp(_ramp((30, 30)), 51, fit="stretch")
+
+
+@given(
+    height=st.integers(1, 70),
+    width=st.integers(1, 70),
+    size=st.integers(1, 60),
+    fit=st.sampled_from(STAMP_FITS),
+    data=st.data(),
+)
+def test_the_display_window_is_exactly_where_the_cube_holds_the_stamp(
+    height: int, width: int, size: int, fit: str, data
+) -> None:
+    """The picture shows the window; the window must be the footprint of the stamp's data in
+    the cube (no padding drawn, no data left out), for every shape, detection and fit."""
+    detection = (data.draw(st.integers(0, height - 1)), data.draw(st.integers(0, width - 1)))
+    stamp = np.ones((height, width), dtype=np.float32)
+    normalised, _ = normalise_stamp(stamp, size, detection, fit)
+    offset = (detection[0] - height // 2, detection[1] - width // 2)
+    rows, cols = display_window((height, width), offset, size, fit)
+    has_data = ~np.isnan(normalised)
+    expected_rows = np.flatnonzero(has_data.any(axis=1))
+    expected_cols = np.flatnonzero(has_data.any(axis=0))
+    assert (rows.start, rows.stop) == (expected_rows[0], expected_rows[-1] + 1)
+    assert (cols.start, cols.stop) == (expected_cols[0], expected_cols[-1] + 1)
+    assert has_data[rows, cols].all()

@@ -114,18 +114,24 @@ window.StampViewer = (() => {
       const kind = img.dataset.kind;
       const rect = frame.getBoundingClientRect();
       const values = current.pixelValues;
-      const size = values ? values[kind].length : 51;
-      const col = Math.floor(((event.clientX - rect.left) / rect.width) * size);
-      const row = Math.floor(((event.clientY - rect.top) / rect.height) * size);
-      if (col < 0 || row < 0 || col >= size || row >= size) return;
+      /* The pixel values come in picture order (README, "Stamps: the display contract"):
+       * values[kind][row][col] is drawn at that row from the top, that column from the left,
+       * and values.centre[kind] is the detection's [row, col]. y counts up, as in FITS. */
+      const rows = values ? values[kind].length : 51;
+      const cols = values ? values[kind][0].length : rows;
+      const col = Math.floor(((event.clientX - rect.left) / rect.width) * cols);
+      const row = Math.floor(((event.clientY - rect.top) / rect.height) * rows);
+      if (col < 0 || row < 0 || col >= cols || row >= rows) return;
       const cursor = frame.querySelector('.pixel-cursor');
       cursor.hidden = false;
-      cursor.style.left = `${(col / size) * 100}%`;
-      cursor.style.top = `${(row / size) * 100}%`;
-      cursor.style.width = `${100 / size}%`;
-      cursor.style.height = `${100 / size}%`;
-      const centre = Math.floor(size / 2);
-      const where = `${LABELS[kind]}, pixel x ${col - centre >= 0 ? '+' : ''}${col - centre}, y ${row - centre >= 0 ? '+' : ''}${row - centre} from the centre`;
+      cursor.style.left = `${(col / cols) * 100}%`;
+      cursor.style.top = `${(row / rows) * 100}%`;
+      cursor.style.width = `${100 / cols}%`;
+      cursor.style.height = `${100 / rows}%`;
+      const [centreRow, centreCol] = values ? values.centre[kind] : [Math.floor(rows / 2), Math.floor(cols / 2)];
+      const dx = col - centreCol;
+      const dy = centreRow - row;
+      const where = `${LABELS[kind]}, pixel x ${dx >= 0 ? '+' : ''}${dx}, y ${dy >= 0 ? '+' : ''}${dy} from the centre`;
       let text;
       if (!values) {
         text = `${where}: loading values…`;
