@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from django.contrib.auth.decorators import user_passes_test
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -11,17 +10,18 @@ from django.views.decorators.http import require_GET
 from aggregation import plots, selectors
 from aggregation.swap import SwapParams, VolunteerReferenceFractions
 from labeling import roles
+from labeling.access import readers_only
 from labeling.errors import NotFound
 
 # Trajectories drawn on a run's page: enough to see the shapes, few enough to read them.
 TRAJECTORY_SAMPLE = 60
 
 
-def _staff_or_expert(user) -> bool:
-    return user.is_authenticated and (user.is_staff or roles.is_expert(user))
-
-
-results_access = user_passes_test(_staff_or_expert)
+results_access = readers_only(
+    roles.can_read_aggregation_runs,
+    "Aggregation runs show reference labels next to the crowd's answers, so they are for "
+    "staff and experts. The ML team reaches a run's results through its label sets.",
+)
 
 
 @require_GET

@@ -15,7 +15,8 @@ urlpatterns = [
     path("models/", include("training.urls")),
     path("reference/", include("labeling.urls")),
     path("review/", include("review.urls")),
-    # The frontend's sign-in comes first: it keeps an anonymous volunteer's history.
+    # Accounts (sign-in, sign-up, e-mail, password reset, the volunteer's page) come before
+    # the frontend's pages.
+    path("accounts/", include("accounts.urls")),
     path("", include("frontend.urls")),
-    path("accounts/", include("django.contrib.auth.urls")),
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-from django.contrib.auth.decorators import user_passes_test
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -13,12 +12,16 @@ from django.views.decorators.http import require_GET
 from aggregation import plots
 from aggregation.labelsets import selectors
 from labeling import roles
+from labeling.access import readers_only
 from labeling.errors import NotFound
 
 # Rows on the list page; the API pages through all of them.
 LIST_LIMIT = 200
 
-label_set_access = user_passes_test(roles.can_use_label_sets)
+label_set_access = readers_only(
+    roles.can_use_label_sets,
+    "Label sets carry reference labels and origins, so they are for the ML team and staff.",
+)
 
 
 @require_GET
@@ -28,6 +31,7 @@ def label_set_list(request):
         "label_sets": [(label_set, selectors.manifest_counts(label_set.manifest))
                        for label_set in selectors.label_sets_list()[:LIST_LIMIT]],
         "open_jobs": list(selectors.export_jobs_not_done()[:LIST_LIMIT]),
+        "can_read_runs": roles.can_read_aggregation_runs(request.user),
     })
 
 
@@ -41,6 +45,7 @@ def label_set_detail(request, number: int):
         "files": selectors.manifest_files(label_set.manifest),
         "jobs": list(selectors.export_jobs_of_run(label_set.run_id)[:LIST_LIMIT]),
         "manifest_json": json.dumps(label_set.manifest, indent=2, sort_keys=True),
+        "can_read_runs": roles.can_read_aggregation_runs(request.user),
     })
 
 

@@ -23,18 +23,24 @@ def _client(user=None) -> Client:
     return client
 
 
-def test_volunteers_and_anonymous_visitors_are_sent_to_sign_in(finished_run, make_user):
-    for client in (_client(), _client(make_user("volunteer"))):
-        for url in ("/aggregation/", f"/aggregation/runs/{finished_run.pk}/",
-                    f"/aggregation/runs/{finished_run.pk}/plots/skills.png"):
-            response = client.get(url)
-            assert response.status_code == 302
-            assert "/accounts/login/" in response["Location"]
+def _urls(run) -> list[str]:
+    return ["/aggregation/", f"/aggregation/runs/{run.pk}/",
+            f"/aggregation/runs/{run.pk}/plots/skills.png"]
 
 
-def test_the_ml_team_cannot_read_results_either(finished_run, make_user):
-    response = _client(make_user("ml", ml=True)).get("/aggregation/")
-    assert response.status_code == 302
+def test_anonymous_visitors_are_sent_to_sign_in(finished_run):
+    for url in _urls(finished_run):
+        response = _client().get(url)
+        assert response.status_code == 302
+        assert response["Location"] == f"/accounts/login/?next={url}"
+
+
+def test_signed_in_volunteers_and_the_ml_team_are_told_why_not(finished_run, make_user):
+    for user in (make_user("volunteer"), make_user("ml", ml=True)):
+        for url in _urls(finished_run):
+            response = _client(user).get(url)
+            assert response.status_code == 403, (user.username, url)
+            assert "for staff and experts" in response.content.decode()
 
 
 @pytest.mark.parametrize("who", ["staff", "expert"])
