@@ -186,7 +186,7 @@ LOGOUT_REDIRECT_URL = "/"
 
 # --- Accounts (django-allauth): sign-up, e-mail verification, password reset -----------------
 # The accounts app comes before allauth so that its templates (the site's look) win.
-INSTALLED_APPS += ["accounts", "allauth", "allauth.account"]
+INSTALLED_APPS += ["accounts", "talk", "allauth", "allauth.account"]
 MIDDLEWARE += ["allauth.account.middleware.AccountMiddleware"]
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
@@ -206,3 +206,8 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = env.str("ACCOUNT_DEFAULT_HTTP_PROTOCOL", default
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Real/Bogus <noreply@localhost>")
 
+
+# --- Talk: per-subject comments and bad-image reports -----------------------------------------
+# How many comments and reports one person may post per window (Django's cache counts them).
+TALK_POSTS_PER_WINDOW = env.int("TALK_POSTS_PER_WINDOW", default=10)
+TALK_WINDOW_S = env.int("TALK_WINDOW_S", default=600)

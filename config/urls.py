@@ -15,6 +15,7 @@ urlpatterns = [
     path("models/", include("training.urls")),
     path("reference/", include("labeling.urls")),
     path("review/", include("review.urls")),
+    path("talk/", include("talk.urls")),
     # Accounts (sign-in, sign-up, e-mail, password reset, the volunteer's page) come before
     # the frontend's pages.
     path("accounts/", include("accounts.urls")),
