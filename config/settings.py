@@ -186,7 +186,7 @@ LOGOUT_REDIRECT_URL = "/"
 
 # --- Accounts (django-allauth): sign-up, e-mail verification, password reset -----------------
 # The accounts app comes before allauth so that its templates (the site's look) win.
-INSTALLED_APPS += ["accounts", "talk", "allauth", "allauth.account"]
+INSTALLED_APPS += ["accounts", "talk", "projects", "allauth", "allauth.account"]
 MIDDLEWARE += ["allauth.account.middleware.AccountMiddleware"]
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

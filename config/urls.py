@@ -16,6 +16,7 @@ urlpatterns = [
     path("reference/", include("labeling.urls")),
     path("review/", include("review.urls")),
     path("talk/", include("talk.urls")),
+    path("projects/", include("projects.urls")),
     # Accounts (sign-in, sign-up, e-mail, password reset, the volunteer's page) come before
     # the frontend's pages.
     path("accounts/", include("accounts.urls")),
