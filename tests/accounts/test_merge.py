@@ -3,16 +3,19 @@ counted twice, also when the account already has answers of its own."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import uuid
 
 import pytest
 from django.test import Client
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts import merge, services
 from labeling import rules
 from labeling import services as labeling_services
+from labeling.errors import Conflict
 from labeling.models import Classification, NotCounted, SubjectWorkflowStatus, Volunteer
 from tests.conftest import add_subjects, classify
 
@@ -196,3 +199,52 @@ def test_two_sign_ins_at_once_merge_each_answer_once(django_user_model):
     for index, counted in enumerate([1, 1, 1, 0]):
         status = SubjectWorkflowStatus.objects.get(workflow=workflow, subject_id=subjects[index])
         assert status.n_counted == counted
+
+
+# --- the merge, on any history -------------------------------------------------------------
+
+_examples = itertools.count()
+WHO = ("account", "anonymous", "someone else")
+
+
+@pytest.mark.django_db
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(WHO), st.integers(0, 2),
+                          st.sampled_from(["real", "bogus"])), max_size=12),
+       st.integers(1, 3), st.integers(0, 3))
+def test_a_merge_loses_no_answer_and_counts_the_person_once_per_subject(
+        django_user_model, history, agree, extra):
+    n = next(_examples)
+    workflow = labeling_services.workflow_create(slug=f"merge-{n}", project_name=f"merge {n}")
+    workflow.retire_agree, workflow.retire_max = agree, agree + extra
+    workflow.save(update_fields=["retire_agree", "retire_max"])
+    subjects = add_subjects(workflow, 3, seed=n)
+    user = django_user_model.objects.create_user(f"person-{n}")
+    volunteers = {"account": Volunteer.objects.create(user=user),
+                  "anonymous": Volunteer.objects.create(session_key=f"browser-{n}"),
+                  "someone else": Volunteer.objects.create(external_name=f"other-{n}")}
+    for who, subject, answer in history:
+        # The same identity answering a subject twice is refused, as it is live.
+        with contextlib.suppress(Conflict):
+            labeling_services.classification_create(
+                volunteer=volunteers[who], workflow_id=workflow.pk,
+                subject_id=subjects[subject], answer=answer, client_id=uuid.uuid4())
+    stored = set(Classification.objects.filter(workflow=workflow).values_list("pk", flat=True))
+
+    services.volunteer_merge_session(user=user, session_key=f"browser-{n}")
+
+    answers = Classification.objects.filter(workflow=workflow)
+    assert set(answers.values_list("pk", flat=True)) == stored  # nothing lost
+    for subject in subjects:
+        mine = answers.filter(subject_id=subject, volunteer__user=user).order_by("created_at",
+                                                                                "pk")
+        counted = [c.pk for c in mine if c.counted]
+        assert len(counted) <= 1  # one person, one counted answer
+        status = SubjectWorkflowStatus.objects.get(workflow=workflow, subject_id=subject)
+        still = answers.filter(subject_id=subject, counted=True).order_by("created_at", "pk")
+        assert status.n_counted == still.count()
+        recount = merge.recount(still.values_list("answer", flat=True),
+                                workflow.retirement_rule)
+        assert (status.first_answer, status.unanimous) == (recount.state.first_answer,
+                                                           recount.state.unanimous)
