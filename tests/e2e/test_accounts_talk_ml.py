@@ -175,3 +175,27 @@ def test_an_ml_team_member_exports_and_trains_from_the_browser(page, django_user
     page.goto(f"/aggregation/runs/{run.pk}/")
     assert "for staff and experts" in page.locator("#refusal-reason").inner_text()
     check_axe(page, artifacts, "refusal-page")
+
+
+def test_the_new_volunteer_pages_fit_a_phone(browser, live_server, django_user_model,
+                                             artifacts):
+    from tests.e2e.test_look_and_access import PHONE, fits_without_horizontal_scroll
+
+    workflow, science, _ = build_workflow("phone")
+    user = django_user_model.objects.create_user("phoner", password=PASSWORD)
+    Comment.objects.create(subject_id=science[0], author=user, body="x" * 300)
+    context = browser.new_context(base_url=live_server.url, **PHONE)
+    try:
+        page = context.new_page()
+        pages = [("phone-sign-up", "/accounts/signup/"), ("phone-home", "/"),
+                 ("phone-volunteer-page", "/accounts/me/"),
+                 ("phone-talk-thread", f"/talk/subjects/{science[0]}/"),
+                 ("phone-project-page", f"/projects/{workflow.project_id}/")]
+        for name, url in pages:
+            if name == "phone-volunteer-page":
+                sign_in(page, "phoner", PASSWORD, url)
+            page.goto(url)
+            assert fits_without_horizontal_scroll(page), name
+            check_axe(page, artifacts, name)
+    finally:
+        context.close()
