@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef
 
 from accounts import merge
 from labeling import selectors as labeling_selectors
@@ -62,11 +62,10 @@ def volunteer_merge_session(*, user, session_key: str | None) -> MergeReport:
 
 
 def _merge_into(account: Volunteer, anonymous: Volunteer) -> MergeReport:
-    pairs = set(anonymous.classifications.values_list("workflow_id", "subject_id"))
     # Lock the status rows of every subject the anonymous identity answered, in one order, as
     # an answer does: an answer of the account on one of them waits for the merge, and then
     # sees the moved answer (a 409), so no duplicate slips in behind our back.
-    statuses = _locked_statuses(pairs)
+    statuses = _locked_statuses(anonymous)
     moved = Classification.objects.filter(volunteer=anonymous).update(volunteer=account)
     # The anonymous identity's per-run skills describe an identity that no longer exists; the
     # next batch run computes the account's skill from all its answers.
@@ -76,16 +75,15 @@ def _merge_into(account: Volunteer, anonymous: Volunteer) -> MergeReport:
                        subjects_recounted=recounted)
 
 
-def _locked_statuses(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], SubjectWorkflowStatus]:
-    if not pairs:
-        return {}
-    by_pair = Q()
-    for workflow_id, subject_id in pairs:
-        by_pair |= Q(workflow_id=workflow_id, subject_id=subject_id)
+def _locked_statuses(anonymous: Volunteer) -> dict[tuple[int, int], SubjectWorkflowStatus]:
+    """The status rows of the subjects `anonymous` answered, locked in id order."""
+    answered = Classification.objects.filter(
+        volunteer=anonymous, workflow_id=OuterRef("workflow_id"), subject_id=OuterRef("subject_id")
+    )
     rows = (SubjectWorkflowStatus.objects.select_for_update(of=("self",))
             .select_related("workflow")
             .annotate(is_reference=labeling_selectors.IS_REFERENCE)
-            .filter(by_pair).order_by("pk"))
+            .filter(Exists(answered)).order_by("pk"))
     return {(row.workflow_id, row.subject_id): row for row in rows}
 
 
