@@ -3,34 +3,61 @@
 from __future__ import annotations
 
 import numpy as np
-from django.contrib.auth.decorators import user_passes_test
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
-from aggregation import plots, selectors
+from aggregation import plots, selectors, services
+from aggregation.forms import RunForm
 from aggregation.swap import SwapParams, VolunteerReferenceFractions
 from labeling import roles
-from labeling.errors import NotFound
+from labeling.access import readers_only
+from labeling.errors import LabelingError, NotFound
 
 # Trajectories drawn on a run's page: enough to see the shapes, few enough to read them.
 TRAJECTORY_SAMPLE = 60
 
 
-def _staff_or_expert(user) -> bool:
-    return user.is_authenticated and (user.is_staff or roles.is_expert(user))
-
-
-results_access = user_passes_test(_staff_or_expert)
+results_access = readers_only(
+    roles.can_read_aggregation_runs,
+    "Aggregation runs show reference labels next to the crowd's answers, so they are for "
+    "staff and experts. The ML team reaches a run's results through its label sets.",
+)
 
 
 @require_GET
 @results_access
 def run_list(request):
+    return _run_list(request, RunForm())
+
+
+def _run_list(request, form: RunForm, status: int = 200):
     runs = list(selectors.runs_list()[:200])
     return render(request, "aggregation/run_list.html", {
-        "runs": runs, "breakdown": selectors.breakdown_table(runs),
-    })
+        "runs": runs, "breakdown": selectors.breakdown_table(runs), "form": form,
+    }, status=status)
+
+
+@require_POST
+@results_access
+def run_start(request):
+    """Start a run from the browser: registered now, computed by the `aggregation` queue."""
+    form = RunForm(request.POST)
+    if not form.is_valid():
+        return _run_list(request, form, status=400)
+    data = form.cleaned_data
+    try:
+        run = services.run_create(
+            workflow=data["workflow"],
+            reference_sets=selectors.reference_sets_parse(data["reference_sets"]),
+            mode=data["mode"], params=services.swap_params(prior=data["prior"]),
+            union_policy=data["union_policy"], triggered_by="web", created_by=request.user,
+        )
+    except LabelingError as exc:
+        form.add_error(None, exc.message)
+        return _run_list(request, form, status=exc.status_code)
+    services.run_queue(run)
+    return redirect("aggregation-run", run_id=run.pk)
 
 
 @require_GET

@@ -193,3 +193,31 @@ LOGGING = {
 }
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
+
+# --- Accounts (django-allauth): sign-up, e-mail verification, password reset -----------------
+# The accounts app comes before allauth so that its templates (the site's look) win.
+INSTALLED_APPS += ["accounts", "talk", "projects", "allauth", "allauth.account"]
+MIDDLEWARE += ["allauth.account.middleware.AccountMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+# The adapter merges the browser's anonymous answers into the account on every sign-in.
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
+# "optional": a new volunteer classifies at once and is sent a link to confirm the address;
+# "mandatory" holds the account until the address is confirmed.
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="optional")
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = env.str("ACCOUNT_DEFAULT_HTTP_PROTOCOL", default="http")
+# E-mail: printed on the console unless EMAIL_URL names a server, e.g.
+# EMAIL_URL=smtp+tls://user:password@smtp.example.org:587
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Real/Bogus <noreply@localhost>")
+
+
+# --- Talk: per-subject comments and bad-image reports -----------------------------------------
+# How many comments and reports one person may post per window (Django's cache counts them).
+TALK_POSTS_PER_WINDOW = env.int("TALK_POSTS_PER_WINDOW", default=10)
+TALK_WINDOW_S = env.int("TALK_WINDOW_S", default=600)

@@ -15,7 +15,10 @@ urlpatterns = [
     path("models/", include("training.urls")),
     path("reference/", include("labeling.urls")),
     path("review/", include("review.urls")),
-    # The frontend's sign-in comes first: it keeps an anonymous volunteer's history.
+    path("talk/", include("talk.urls")),
+    path("projects/", include("projects.urls")),
+    # Accounts (sign-in, sign-up, e-mail, password reset, the volunteer's page) come before
+    # the frontend's pages.
+    path("accounts/", include("accounts.urls")),
     path("", include("frontend.urls")),
-    path("accounts/", include("django.contrib.auth.urls")),
 ]

@@ -5,5 +5,4 @@ from frontend import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("classify/<slug:slug>/", views.classify, name="classify"),
-    path("accounts/login/", views.LoginView.as_view(), name="login"),
 ]

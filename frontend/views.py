@@ -1,10 +1,9 @@
-from django.contrib.auth import views as auth_views
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from labeling import roles, services
+from labeling import roles
 from labeling.models import Workflow
 from labeling.records import STAMP_KINDS
 
@@ -97,13 +96,3 @@ def classify(request, slug: str):
         {"workflow": workflow, "config": config, "field_guide": field_guide()},
     )
 
-
-class LoginView(auth_views.LoginView):
-    """Sign-in that keeps what the volunteer did anonymously in this browser."""
-
-    def form_valid(self, form):
-        # Signing in gives the browser a new session key; remember the anonymous one first.
-        anonymous_session = self.request.session.session_key
-        response = super().form_valid(form)
-        services.volunteer_claim_session(user=form.get_user(), session_key=anonymous_session)
-        return response

@@ -35,3 +35,8 @@ def can_use_label_sets(user: AbstractBaseUser | AnonymousUser) -> bool:
 def can_read_reference_labels(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Reference labels reach the ML team only through a label-set export."""
     return user.is_authenticated and (user.is_staff or is_expert(user))
+
+
+def can_read_aggregation_runs(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Runs show reference labels next to the crowd's answers: staff and experts only."""
+    return user.is_authenticated and (user.is_staff or is_expert(user))

@@ -269,25 +269,6 @@ def volunteer_for_request(request) -> Volunteer:
     return volunteer
 
 
-def volunteer_claim_session(*, user, session_key: str | None) -> Volunteer | None:
-    """On sign-in, the anonymous volunteer of this browser session becomes the user's.
-
-    Only when the user has no volunteer identity yet: merging two histories could make one
-    person's two answers on a subject both count, so an existing identity is left as it is.
-    Returns the volunteer that was claimed, if any.
-    """
-    if not session_key or Volunteer.objects.filter(user=user).exists():
-        return None
-    with transaction.atomic():
-        volunteer = Volunteer.objects.select_for_update().filter(session_key=session_key).first()
-        if volunteer is None:
-            return None
-        volunteer.user = user
-        volunteer.session_key = None
-        volunteer.save(update_fields=["user", "session_key"])
-    return volunteer
-
-
 def volunteer_for_external_name(name: str) -> Volunteer:
     volunteer, _ = Volunteer.objects.get_or_create(external_name=name)
     return volunteer

@@ -31,12 +31,14 @@ UNCERTAIN = "uncertain"
 MODEL = "model"
 ORIGIN = "origin"
 RANDOM = "random"
+REPORTED = "reported"
 QUEUES = {
     DISAGREEMENT: "Volunteers disagree most",
     UNCERTAIN: "Posterior closest to 0.5",
     MODEL: "The model and the volunteers disagree most",
     ORIGIN: "One origin handle, most uncertain first",
     RANDOM: "Random sample, for an unbiased audit",
+    REPORTED: "Reported as a bad image in Talk, most reports first",
 }
 # The queues that rank by the SWAP posterior, and so need a finished aggregation run.
 NEEDS_POSTERIOR = frozenset({UNCERTAIN, MODEL})
@@ -59,6 +61,8 @@ class Candidates:
     p_real: np.ndarray
     reliability: np.ndarray
     labelled: np.ndarray
+    # Open "bad image" reports from Talk; None where no one counted them (no subject reported).
+    n_reports: np.ndarray | None = None
 
 
 def priorities(name: str, candidates: Candidates) -> np.ndarray:
@@ -70,6 +74,7 @@ def priorities(name: str, candidates: Candidates) -> np.ndarray:
     - model: 1 - |reliability - p_real|; no reliability or no posterior: left out.
     - origin: as uncertain, and a subject with no posterior comes last (priority 1), so the
       queue works before any aggregation run.
+    - reported: 1 / (1 + open reports), so the most reported come first; none: left out.
     """
     c = candidates
     if name == DISAGREEMENT:
@@ -82,6 +87,10 @@ def priorities(name: str, candidates: Candidates) -> np.ndarray:
         return 1 - np.abs(c.reliability - c.p_real)
     if name == ORIGIN:
         return np.where(np.isnan(c.p_real), 1.0, 2 * np.abs(c.p_real - 0.5))
+    if name == REPORTED:
+        if c.n_reports is None:
+            return np.full(len(c.subject_id), np.nan)
+        return np.where(c.n_reports > 0, 1.0 / (1 + c.n_reports), np.nan)
     raise ValueError(f"unknown queue {name!r}; the queues are {', '.join(QUEUES)}")
 
 

@@ -22,6 +22,7 @@ from labeling.models import (
     Workflow,
 )
 from review import queues
+from talk import selectors as talk_selectors
 
 SUBJECT_FIELDS = (
     "id", "external_id", "origin", "snr", "psf_flux", "psf_flux_err", "reliability", "band",
@@ -110,7 +111,8 @@ def review_queue(
         )
     if name == queues.ORIGIN and not origin:
         raise InvalidInput("the origin queue needs an origin handle (origin=...)")
-    candidates = _candidates(workflow, run, reference_set, origin if name == queues.ORIGIN else "")
+    candidates = _candidates(workflow, run, reference_set, origin if name == queues.ORIGIN else "",
+                             with_reports=name == queues.REPORTED)
     order = queues.queue_order(name, candidates, seed=seed)
     window = order[offset:offset + limit]
     return QueuePage(
@@ -120,7 +122,8 @@ def review_queue(
 
 
 def _candidates(workflow: Workflow, run: AggregationRun | None,
-                reference_set: ReferenceSet | None, origin: str) -> queues.Candidates:
+                reference_set: ReferenceSet | None, origin: str, *,
+                with_reports: bool = False) -> queues.Candidates:
     statuses = SubjectWorkflowStatus.objects.filter(workflow=workflow)
     if origin:
         statuses = statuses.filter(subject__origin=origin)
@@ -152,9 +155,13 @@ def _candidates(workflow: Workflow, run: AggregationRun | None,
             reference_set.labels.values_list("subject_id", flat=True), dtype=np.int64
         )
         labelled = np.isin(ids, done)
+    n_reports = None
+    if with_reports:  # Talk's open bad-image reports: only the reported queue counts them
+        n_reports = np.zeros(n, dtype=np.int64)
+        _place(n_reports, ids, talk_selectors.open_reports_in(workflow.pk))
     return queues.Candidates(
         subject_id=ids, n_real=counts[:, 0], n_bogus=counts[:, 1], n_volunteers=counts[:, 2],
-        p_real=p_real, reliability=reliability, labelled=labelled,
+        p_real=p_real, reliability=reliability, labelled=labelled, n_reports=n_reports,
     )
 
 

@@ -114,6 +114,7 @@ class TrainingJob(Job):
         COMMAND = "command"
         API = "api"
         EXPORT = "export", "label-set export"
+        WEB = "web", "the models pages"
 
     name = models.CharField(
         max_length=VERSION_NAME_MAX, blank=True, validators=[version_name_validator],

@@ -8,16 +8,17 @@ Views validate and call selectors and services; what the pages show is worked ou
 from __future__ import annotations
 
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling import roles
 from labeling.access import readers_only
 from labeling.errors import InvalidInput, LabelingError, NotFound
 from training import presenters, selectors, services, storage
-from training.models import Evaluation, JobStatus, ModelVersion
+from training.forms import ScoreForm, TrainForm
+from training.models import Evaluation, JobStatus, ModelVersion, TrainingJob
 
 # Rows on the list page (the API pages through all of them) and recent scoring jobs shown.
 LIST_LIMIT = 200
@@ -179,6 +180,71 @@ def training_job_detail(request, pk: int):
             "interval_ms": POLL_INTERVAL_S * 1000,
         },
     })
+
+
+@require_http_methods(["GET", "POST"])
+@model_readers_only
+def training_start(request):
+    """Train or fine-tune on a label set (?label_set=N): the job is queued on the `training`
+    queue and its page follows it, epoch by epoch."""
+    form = TrainForm(request.POST or None,
+                     initial={"label_set": request.GET.get("label_set"),
+                              "parent": request.GET.get("parent")},
+                     version_names=selectors.version_names(LIST_LIMIT))
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                job = services.training_job_create(
+                    data["label_set"], parent=data["parent"] or None,
+                    name=data["name"].strip() or None, options=form.options(),
+                    trigger=TrainingJob.Trigger.WEB, created_by=request.user,
+                )
+            except LabelingError as exc:
+                form.add_error(None, exc.message)
+                status = exc.status_code
+            else:
+                return redirect("training-job", pk=job.pk)
+    label_set = form["label_set"].value()
+    return render(request, "labeling/form_page.html", {
+        "form": form, "heading": f"Train a model on label set {label_set}",
+        "explanation": "Train a new CNN, or fine-tune a version's weights, on this label set's "
+                       "train split (validation for early stopping, test for the evaluation). "
+                       "The training worker runs the job; its page follows it.",
+        "submit": "Start training", "back_url": reverse("models"), "back_text": "All models",
+    }, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@model_readers_only
+def scoring_start(request, name: str):
+    """Score a subject set with this version, on the `scoring` queue."""
+    version = _version(name)
+    form = ScoreForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            subject_set = form.cleaned_data["subject_set"]
+            try:
+                services.scoring_job_create(version.name, subject_set.name,
+                                            project=subject_set.project.name,
+                                            created_by=request.user)
+            except LabelingError as exc:
+                form.add_error(None, exc.message)
+                status = exc.status_code
+            else:
+                return redirect("model-version", name=version.name)
+    return render(request, "labeling/form_page.html", {
+        "form": form, "heading": f"Score a subject set with {version.name}",
+        "explanation": "Every subject of the set with stamps gets this version's reliability "
+                       "score; subjects it scored before are skipped. The scoring worker runs "
+                       "the job; the version's page lists it.",
+        "submit": "Score", "back_url": reverse("model-version", kwargs={"name": version.name}),
+        "back_text": f"Model {version.name}",
+    }, status=status)
 
 
 def _version(name: str) -> ModelVersion:

@@ -188,7 +188,7 @@ def classify_everything(page, key: str = "r", limit: int = 60) -> list[int]:
 
 def sign_in(page, username: str, password: str, next_url: str) -> None:
     page.goto(f"/accounts/login/?next={next_url}")
-    page.fill("#id_username", username)
+    page.fill("#id_login", username)
     page.fill("#id_password", password)
     page.keyboard.press("Enter")
     # The login page's own address ends with ?next=...: wait for the path itself.

@@ -30,13 +30,21 @@ def _urls(number: int) -> list[str]:
     return ["/label-sets/", f"/label-sets/{number}/", f"/label-sets/{number}/breakdown.png"]
 
 
-def test_anonymous_visitors_volunteers_and_experts_are_sent_to_sign_in(label_set, make_user):
-    for client in (_client(), _client(make_user("volunteer")),
-                   _client(make_user("expert", team="rubin"))):
+def test_anonymous_visitors_are_sent_to_sign_in(label_set):
+    for url in _urls(label_set.number):
+        response = _client().get(url)
+        assert response.status_code == 302
+        assert response["Location"] == f"/accounts/login/?next={url}"
+
+
+def test_signed_in_volunteers_and_experts_are_told_why_not(label_set, make_user):
+    for user in (make_user("volunteer"), make_user("expert", team="rubin")):
         for url in _urls(label_set.number):
-            response = client.get(url)
-            assert response.status_code == 302
-            assert "/accounts/login/" in response["Location"]
+            response = _client(user).get(url)
+            assert response.status_code == 403, (user.username, url)
+            page = response.content.decode()
+            assert "for the ML team and staff" in page
+            assert f"signed in as <strong>{user.username}</strong>" in page
 
 
 @pytest.mark.parametrize("who", ["ml", "staff"])
@@ -44,7 +52,8 @@ def test_the_list_shows_each_set_with_its_counts_and_download(label_set, make_us
     client = _client(make_user(who, staff=who == "staff", ml=who == "ml"))
     page = client.get("/label-sets/").content.decode()
     assert f'href="/label-sets/{label_set.number}/"' in page
-    assert f'href="/aggregation/runs/{label_set.run_id}/"' in page
+    # The ML team cannot open aggregation runs: the number is shown, not linked.
+    assert (f'href="/aggregation/runs/{label_set.run_id}/"' in page) == (who == "staff")
     assert f'href="/api/label-sets/{label_set.number}/download/"' in page
     assert "cnn-v3" in page
     counts = label_set.manifest["counts"]["train"]
@@ -55,7 +64,8 @@ def test_a_set_s_page_shows_lineage_options_counts_checksums_and_the_plot(label_
     client = _client(make_user("ml", ml=True))
     page = client.get(f"/label-sets/{label_set.number}/").content.decode()
     run = label_set.run
-    assert f'href="/aggregation/runs/{run.pk}/"' in page
+    assert f'href="/aggregation/runs/{run.pk}/"' not in page
+    assert f"run {run.pk}" in page
     assert f"<dd>{run.workflow.slug}</dd>" in page
     assert "<dd>rubin</dd>" in page
     assert "fine-tune from model version cnn-v3" in page
