@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
 from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 
-from labeling import rendering, rules, stamps
+from labeling import pixel_payload, rendering, rules, stamps, surveys
 from labeling.errors import InvalidInput, NotFound
 from labeling.models import (
     Classification,
@@ -179,21 +178,20 @@ def subject_cubes(stamp_names: Sequence[str], size: int) -> np.ndarray:
     return cubes
 
 
-def subject_pixels(subject_id: int) -> dict[str, list[list[float | None]]]:
-    """A subject's stamp values, for reading pixels on the classify page: per stamp kind,
-    rows of float32 values rounded to float32 precision (7 significant digits), NaN as None."""
+def subject_pixels(subject_id: int) -> dict:
+    """A subject's stamp values, for reading pixels and drawing stretches in the viewer:
+    the compact payload of labeling.pixel_payload (float32 in base64, NaN kept)."""
     try:
-        subject = Subject.objects.only("stamps", "stamp_size").get(pk=subject_id)
+        subject = Subject.objects.only("stamps", "stamp_size", "metadata").get(pk=subject_id)
     except Subject.DoesNotExist:
         raise NotFound(f"subject {subject_id} does not exist") from None
     if not subject.stamps:
         raise NotFound(f"subject {subject_id} has no stamps")
     with subject.stamps.open("rb") as handle:
         cube = stamps.cube_from_bytes(handle.read(), subject.stamp_size)
-    return {
-        kind: [[None if math.isnan(v) else float(f"{v:.7g}") for v in row] for row in stamp]
-        for kind, stamp in zip(STAMP_KINDS, cube.astype(np.float64).tolist(), strict=True)
-    }
+    return pixel_payload.encode_pixels(
+        cube, unit=surveys.stamp_unit(subject.metadata), render_scale=settings.RENDER_SCALE
+    )
 
 
 @dataclass(frozen=True)

@@ -89,14 +89,17 @@ class ClassificationResultSerializer(serializers.Serializer):
 
 
 class SubjectPixelsSerializer(serializers.Serializer):
-    """Each stamp as rows of pixel values; null where the stamp has no data (NaN)."""
+    """A subject's stamps as float32 values (labeling.pixel_payload): each stamp's size x size
+    values, little-endian, row by row, in base64; NaN means no data."""
 
-    template = serializers.ListField(child=serializers.ListField(
-        child=serializers.FloatField(allow_null=True)))
-    science = serializers.ListField(child=serializers.ListField(
-        child=serializers.FloatField(allow_null=True)))
-    difference = serializers.ListField(child=serializers.ListField(
-        child=serializers.FloatField(allow_null=True)))
+    size = serializers.IntegerField(help_text="each stamp is size x size pixels")
+    unit = serializers.CharField(allow_null=True, help_text="e.g. nJy; null when not known")
+    encoding = serializers.CharField(help_text="float32-le-base64")
+    stamps = serializers.DictField(child=serializers.CharField(),
+                                   help_text="template, science, difference")
+    zscale = serializers.DictField(child=serializers.ListField(
+        child=serializers.FloatField(), allow_null=True), help_text="[low, high] per stamp")
+    display = serializers.DictField(help_text="how the served images draw no data and the centre")
 
 
 class TutorialExampleSerializer(serializers.Serializer):

@@ -26,7 +26,7 @@ from labeling.rendering import STRETCH_VERSION
 # is part of the ETag.
 IMAGE_MAX_AGE = 7 * 24 * 3600
 # Part of the pixel values' ETag: bump it when their JSON form changes.
-PIXELS_VERSION = 1
+PIXELS_VERSION = 2
 
 
 class HealthView(APIView):

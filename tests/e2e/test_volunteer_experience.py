@@ -7,6 +7,7 @@ import re
 import pytest
 
 from labeling import selectors
+from labeling.pixel_payload import decode_stamp
 from tests.e2e.conftest import build_workflow, tutorial_seen, wait_for_subject
 
 pytestmark = pytest.mark.e2e
@@ -89,26 +90,30 @@ def test_tutorial_field_guide_and_help_open_and_close_with_the_keyboard(page):
     assert len(labels) == 10
 
 
-def test_pointing_at_a_stamp_reads_the_pixel_value(page, context):
+def test_pointing_at_a_stamp_reads_all_three_values_at_that_pixel(page, context):
     workflow, _, _ = build_workflow(n_science=4)
     tutorial_seen(context, workflow)
     page.goto(f"/classify/{workflow.slug}/")
     subject = wait_for_subject(page)
-    values = selectors.subject_pixels(subject)
+    payload = selectors.subject_pixels(subject)
+    stamps = {kind: decode_stamp(payload, kind) for kind in ("template", "science", "difference")}
     frame = page.locator("[data-slot=difference] .frame")
     box = frame.bounding_box()
-    size = len(values["difference"])
+    size = payload["size"]
     # The centre of pixel (row 20, column 30).
     x = box["x"] + (30.5 / size) * box["width"]
     y = box["y"] + (20.5 / size) * box["height"]
     page.mouse.move(x, y)
     readout = page.locator("#pixel-readout")
     page.wait_for_function(
-        "!document.getElementById('pixel-readout').textContent.includes('loading')"
+        "document.getElementById('pixel-readout').textContent.includes('from the centre')"
     )
     text = readout.inner_text()
-    assert text.startswith("Difference, pixel x +5, y -5 from the centre: ")
-    shown = float(re.search(r": (\S+)$", text).group(1))
-    expected = values["difference"][20][30]
-    assert shown == pytest.approx(expected, abs=0.05 + 1e-3 * abs(expected))
+    assert text.startswith("Difference stamp, pixel x +5, y -5 from the centre: ")
+    assert text.endswith("(unit not known)")  # simulated stamps: no survey, no unit
+    shown = dict(re.findall(r"(template|science|difference) (-?[0-9.e+-]+)", text))
+    assert set(shown) == {"template", "science", "difference"}
+    for kind, value in shown.items():
+        expected = float(stamps[kind][20, 30])
+        assert float(value) == pytest.approx(expected, abs=0.05 + 1e-3 * abs(expected))
     assert page.locator("[data-slot=difference] .pixel-cursor").is_visible()

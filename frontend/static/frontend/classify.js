@@ -280,7 +280,8 @@
   // --- showing a subject ------------------------------------------------------------------
 
   const viewer = window.StampViewer.create({
-    stamps: $('stamps'), flipButton: $('flip'), readout: $('pixel-readout'), announce,
+    stamps: $('stamps'), flipButton: $('flip'), stretchButton: $('stretch'), zoomButton: $('zoom'),
+    readout: $('pixel-readout'), announce,
   });
   let waitStart = null; // when an answer found no subject ready: the clock keeps running
 
@@ -324,7 +325,7 @@
   function setAnswerable(ok) {
     buttons.real.disabled = !ok;
     buttons.bogus.disabled = !ok;
-    $('flip').disabled = !ok;
+    viewer.setEnabled(ok);
   }
 
   function renderCount() {
@@ -531,13 +532,14 @@
     if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
     if (event.key === '?') { event.preventDefault(); openDialog('help'); return; }
     if (event.repeat) return; // holding a key down must not answer a run of subjects
+    // The key map is frontend/keymap.py: the arrow keys move between subjects on the review
+    // page, so here (one subject at a time) they do nothing.
+    if (viewer.handleKey(event)) return;
     switch (event.key) {
-      case 'r': case 'R': case 'ArrowLeft':
+      case 'r': case 'R':
         event.preventDefault(); answer('real', event); break;
-      case 'b': case 'B': case 'ArrowRight':
+      case 'b': case 'B':
         event.preventDefault(); answer('bogus', event); break;
-      case 'f': case 'F':
-        event.preventDefault(); viewer.flip(); break;
       case 'g': case 'G':
         event.preventDefault(); openDialog('guide'); break;
       default:

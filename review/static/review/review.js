@@ -21,7 +21,8 @@
   const form = $('queue-form');
   const labelButtons = [...document.querySelectorAll('.actions [data-label]')];
   const viewer = window.StampViewer.create({
-    stamps: $('stamps'), flipButton: $('flip'), readout: $('pixel-readout'), announce,
+    stamps: $('stamps'), flipButton: $('flip'), stretchButton: $('stretch'), zoomButton: $('zoom'),
+    readout: $('pixel-readout'), announce,
   });
 
   const queueName = form.elements.queue.value;
@@ -170,7 +171,7 @@
 
   function setLabelling(ok) {
     for (const button of labelButtons) button.disabled = !ok || !setId;
-    $('flip').disabled = !ok;
+    viewer.setEnabled(ok);
     $('previous').disabled = !ok || position <= 0;
     $('next').disabled = !ok;
   }
@@ -408,10 +409,10 @@
     if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
     if (event.key === '?') { event.preventDefault(); help.showModal(); return; }
     if (event.repeat) return; // holding a key down must not label a run of subjects
+    if (root.dataset.state === 'ready' && viewer.handleKey(event)) return;
     const actions = {
       r: () => label('real'), b: () => label('bogus'), u: () => label('unsure'),
       n: () => go(1), arrowright: () => go(1), p: () => go(-1), arrowleft: () => go(-1),
-      f: () => { if (root.dataset.state === 'ready') viewer.flip(); },
     };
     const action = actions[event.key.toLowerCase()];
     if (!action) return;

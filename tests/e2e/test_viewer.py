@@ -1,0 +1,127 @@
+"""The shared stamp viewer in a real browser: flip captions, stretch and zoom with their keys,
+on the classify and the review page alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labeling import selectors
+from labeling.pixel_payload import decode_stamp
+from tests.e2e.conftest import (
+    EXPERT_PASSWORD,
+    build_review,
+    build_workflow,
+    sign_in,
+    tutorial_seen,
+    wait_for_subject,
+)
+from tests.e2e.test_review import wait_for_review_subject
+
+pytestmark = pytest.mark.e2e
+
+CAPTIONS = "[...document.querySelectorAll('.stamp figcaption')].map(c => c.innerText.trim())"
+
+
+def drawn_grey(page, slot: str, row: int, col: int) -> list[int]:
+    """The RGB the canvas in `slot` shows at the centre of stamp pixel (row, col)."""
+    return page.evaluate(
+        """([slot, row, col]) => {
+            const canvas = document.querySelector(`[data-slot=${slot}] canvas`);
+            const n = Number(canvas.dataset.size);
+            const scale = canvas.width / n;
+            const x = Math.floor((col + 0.5) * scale);
+            const y = Math.floor((row + 0.5) * scale);
+            return [...canvas.getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3)];
+        }""",
+        [slot, row, col],
+    )
+
+
+def wait_rendered(page, stretch: str) -> None:
+    page.wait_for_function(
+        "s => document.getElementById('stamps').dataset.rendered === s", arg=stretch)
+
+
+def test_flip_captions_say_which_stamp_is_where(page, context):
+    workflow, _, _ = build_workflow(n_science=3)
+    tutorial_seen(context, workflow)
+    page.goto(f"/classify/{workflow.slug}/")
+    wait_for_subject(page)
+    assert page.evaluate(CAPTIONS) == ["Template", "Science", "Difference"]
+    page.keyboard.press("f")
+    assert page.evaluate(CAPTIONS) == [
+        "Science (in the template\u2019s place)", "Template (in the science\u2019s place)",
+        "Difference"]
+    page.keyboard.press("f")
+    assert page.evaluate(CAPTIONS) == ["Template", "Science", "Difference"]
+
+
+def test_stretch_and_zoom_keys_redraw_the_stamps_and_keep_to_the_next_subject(page, context):
+    workflow, _, _ = build_workflow(n_science=4)
+    tutorial_seen(context, workflow)
+    page.goto(f"/classify/{workflow.slug}/")
+    subject = wait_for_subject(page)
+    payload = selectors.subject_pixels(subject)
+    template = decode_stamp(payload, "template").astype(np.float64)
+    science = decode_stamp(payload, "science").astype(np.float64)
+
+    page.keyboard.press("s")
+    wait_rendered(page, "zscale")
+    assert page.locator("#stretch").inner_text().startswith("Stretch: zscale")
+    page.keyboard.press("s")
+    wait_rendered(page, "minmax")
+    # min-max: template and science share the range of both, linearly.
+    low = min(np.nanmin(template), np.nanmin(science))
+    high = max(np.nanmax(template), np.nanmax(science))
+    for row, col in [(3, 4), (40, 12), (25, 45)]:
+        grey = round(255 * (science[row, col] - low) / (high - low))
+        assert drawn_grey(page, "science", row, col) == [grey] * 3
+    page.keyboard.press("f")  # flipping moves the drawn stamps too
+    assert page.locator("[data-slot=template] canvas").get_attribute("data-kind") == "science"
+    page.keyboard.press("f")
+
+    # The chosen stretch holds for the next subject, drawn before or as it is shown.
+    page.keyboard.press("r")
+    wait_for_subject(page, previous=subject)
+    wait_rendered(page, "minmax")
+    page.keyboard.press("s")
+    wait_rendered(page, "asinh")
+    page.keyboard.press("s")
+    wait_rendered(page, "served")
+    assert page.locator("[data-slot=science] img").count() == 1
+    assert page.locator("[data-slot=science] canvas").count() == 0
+
+    # Z zooms on the centre: pointing at the frame's middle still reads the centre pixel.
+    frame = page.locator("[data-slot=difference] .frame").bounding_box()
+    for zoom in ("2", "4"):
+        page.keyboard.press("z")
+        assert page.locator("#stamps").get_attribute("data-zoom") == zoom
+        view = page.locator("[data-slot=difference] .view").bounding_box()
+        assert view["width"] == pytest.approx(int(zoom) * frame["width"], rel=0.01)
+        page.mouse.move(frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2)
+        page.wait_for_function(
+            "document.getElementById('pixel-readout').textContent.includes('from the centre')")
+        assert "pixel x +0, y +0 from the centre" in page.locator("#pixel-readout").inner_text()
+    page.keyboard.press("z")
+    assert page.locator("#stamps").get_attribute("data-zoom") == "1"
+
+
+def test_the_review_page_has_the_same_viewer_keys_and_arrows_move(page, django_user_model):
+    workflow, _, reference_set = build_review(django_user_model)
+    url = f"/review/{workflow.slug}/"
+    sign_in(page, "curator", EXPERT_PASSWORD, url)
+    page.goto(f"{url}?queue=uncertain&set={reference_set.pk}")
+    first = wait_for_review_subject(page)
+    page.keyboard.press("f")
+    assert page.evaluate(CAPTIONS)[0] == "Science (in the template\u2019s place)"
+    page.keyboard.press("s")
+    wait_rendered(page, "zscale")
+    page.keyboard.press("z")
+    assert page.locator("#stamps").get_attribute("data-zoom") == "2"
+    page.keyboard.press("ArrowRight")
+    second = wait_for_review_subject(page, first)
+    wait_rendered(page, "zscale")
+    assert page.evaluate(CAPTIONS)[0] == "Template"  # a new subject starts unflipped
+    page.keyboard.press("ArrowLeft")
+    assert wait_for_review_subject(page, second) == first
