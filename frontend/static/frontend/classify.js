@@ -299,6 +299,9 @@
     }
     waitStart = null;
     root.dataset.subjectId = String(next.id);
+    // Each subject starts at the top, with its stamps and the answers on screen (a phone
+    // scrolled down to the readout would otherwise show the next one half off screen).
+    if (window.scrollY > 0) window.scrollTo({ top: 0, behavior: 'instant' });
     setWaiting(false);
     setAnswerable(true);
     if (startTime !== null) {
