@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from labeling import selectors
+from labeling.models import Subject
 from labeling.pixel_payload import decode_stamp
 from tests.e2e.conftest import (
     EXPERT_PASSWORD,
@@ -125,3 +126,37 @@ def test_the_review_page_has_the_same_viewer_keys_and_arrows_move(page, django_u
     assert page.evaluate(CAPTIONS)[0] == "Template"  # a new subject starts unflipped
     page.keyboard.press("ArrowLeft")
     assert wait_for_review_subject(page, second) == first
+
+
+def test_experts_see_where_and_when_in_what_unit_and_where_else_to_look(page, django_user_model):
+    workflow, science, reference_set = build_review(django_user_model, n_science=4,
+                                                    n_reference=2, n_volunteers=2)
+    # As ingested from Rubin alerts: the diaSource's object id and time, a position.
+    Subject.objects.filter(pk__in=science).update(
+        ra=150.025, dec=-2.5125,
+        metadata={"diaObjectId": 170, "midpointMjdTai": 60000.5})
+    url = f"/review/{workflow.slug}/"
+    sign_in(page, "curator", EXPERT_PASSWORD, url)
+    page.goto(f"{url}?queue=origin&origin=ss&set={reference_set.pk}")
+    subject = wait_for_review_subject(page)
+    if subject not in science:
+        page.keyboard.press("n")
+        subject = wait_for_review_subject(page, subject)
+    assert subject in science
+    facts = dict(zip(page.locator("#facts dt").all_inner_texts(),
+                     page.locator("#facts dd").all_inner_texts(), strict=True))
+    assert facts["RA, Dec (deg)"] == (
+        "150.025000, -2.512500 (10h00m06.00s -02\u00b030\u203245.0\u2033)")
+    assert facts["Observed (UTC)"] == "2023-02-25 11:59:23"
+    assert facts["Stamp unit"] == "nJy"
+    links = page.locator("#links a")
+    assert links.all_inner_texts() == [
+        "Legacy Survey viewer", "ALeRCE", "Fink", "Lasair", "ANTARES"]
+    assert "ra=150.025000&dec=-2.512500" in links.first.get_attribute("href")
+    assert links.first.get_attribute("rel") == "noopener noreferrer"
+    # The readout gives all three values in nJy.
+    frame = page.locator("[data-slot=science] .frame").bounding_box()
+    page.mouse.move(frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2)
+    page.wait_for_function(
+        "document.getElementById('pixel-readout').textContent.includes('from the centre')")
+    assert page.locator("#pixel-readout").inner_text().count(" nJy") == 3
