@@ -32,7 +32,7 @@ KEY_MAP = (
     Binding(("F",), "Flip: swap template and science in place, to blink between them", BOTH),
     Binding(("S",), "Next stretch: as served, zscale, min-max, asinh", BOTH),
     Binding(("Z",), "Zoom on the centre: 1, 2, 4 times, then back to 1", BOTH),
-    Binding(("G",), "Open the field guide beside the subject", (CLASSIFY,)),
+    Binding(("G",), "Open or close the field guide beside the subject", (CLASSIFY,)),
     Binding(("?",), "Open the help with this list", BOTH),
     Binding(("Esc",), "Close the help, the tutorial or the field guide", BOTH),
 )

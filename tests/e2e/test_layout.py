@@ -116,3 +116,52 @@ def test_in_landscape_on_a_phone_nothing_covers_the_stamp_centres(browser, live_
     finally:
         context.close()
     assert not errors, errors
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_the_tutorial_s_start_button_is_always_on_screen_and_the_guide_hides_no_stamp(
+        browser, live_server, artifacts, size):
+    workflow, _, _ = build_workflow(n_science=3, n_reference=4, seed=5)
+    phone = size == "phone"
+    context = browser.new_context(viewport=SIZES[size], base_url=live_server.url,
+                                  is_mobile=phone, has_touch=phone)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        page.goto(f"/classify/{workflow.slug}/")
+        start = page.locator("#tutorial-start")
+        for n in range(1, 5):
+            assert page.locator("#tutorial-progress").inner_text() == f"Step {n} of 4"
+            assert fully_on_screen(page, "#tutorial-start"), f"Start is off screen at step {n}"
+            if n == 3:
+                page.wait_for_selector("#tutorial-examples .example")
+                page.screenshot(path=str(artifacts / f"tutorial-{size}.png"))
+            if n < 4:
+                page.locator("#tutorial-next").click()
+        start.click()
+        wait_for_subject(page)
+
+        page.locator("#open-guide").click()
+        assert page.evaluate("document.getElementById('guide').open")
+        covered = page.evaluate(CENTRES_COVERED)
+        assert covered == []
+        if not phone:  # beside the subject: all three stamps whole on screen with the guide
+            assert all(inside for slot, inside in page.evaluate(ON_SCREEN)
+                       if slot in ("template", "science", "difference"))
+        page.screenshot(path=str(artifacts / f"guide-{size}.png"))
+        page.add_script_tag(path=str(AXE))
+        violations = page.evaluate(AXE_RUN)
+        record(artifacts, f"axe-guide-{size}.json", violations)
+        assert violations == []
+    finally:
+        context.close()
+
+
+def fully_on_screen(page, selector: str) -> bool:
+    return page.evaluate(
+        """selector => {
+            const r = document.querySelector(selector).getBoundingClientRect();
+            return r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth;
+        }""",
+        selector,
+    )

@@ -31,19 +31,30 @@ def test_tutorial_field_guide_and_help_open_and_close_with_the_keyboard(page):
     workflow, _, labels = build_workflow(n_science=6, n_reference=10, seed=5)
     page.goto(f"/classify/{workflow.slug}/")
 
-    # The first visit opens the tutorial, with the experts' examples, and keeps focus in it.
+    # The first visit opens the tutorial, in steps, and keeps focus in it.
     assert page.evaluate(IS_OPEN, "#tutorial")
+    assert page.locator("#tutorial-progress").inner_text() == "Step 1 of 4"
+    for _ in range(25):
+        page.keyboard.press("Tab")
+        assert focus_in(page, "#tutorial"), "focus left the open tutorial"
+    page.keyboard.press("Shift+Tab")
+    assert focus_in(page, "#tutorial")
+    # Next, by keyboard, to the experts' examples.
+    page.locator("#tutorial-next").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    assert page.locator("#tutorial-progress").inner_text() == "Step 3 of 4"
     page.wait_for_selector("#tutorial-examples .example")
     examples = page.locator("#tutorial-examples .example")
     assert examples.count() == 4
     captions = " ".join(examples.all_inner_texts())
     assert "Real:" in captions
     assert "Bogus:" in captions
-    for _ in range(25):
-        page.keyboard.press("Tab")
-        assert focus_in(page, "#tutorial"), "focus left the open tutorial"
-    page.keyboard.press("Shift+Tab")
-    assert focus_in(page, "#tutorial")
+    page.keyboard.press("Enter")
+    assert page.locator("#tutorial-progress").inner_text() == "Step 4 of 4"
+    assert page.evaluate("document.activeElement.id") == "tutorial-start"  # Next is spent
+    page.locator("#tutorial-back").click()
+    assert page.locator("#tutorial-progress").inner_text() == "Step 3 of 4"
     page.keyboard.press("Escape")
     assert not page.evaluate(IS_OPEN, "#tutorial")
     wait_for_subject(page)
@@ -58,10 +69,12 @@ def test_tutorial_field_guide_and_help_open_and_close_with_the_keyboard(page):
     page.keyboard.press("Escape")
     assert page.evaluate("document.activeElement.id") == "open-tutorial", "focus restored"
 
-    # The field guide: a button, or G, at any time.
+    # The field guide: a button, or G, at any time; it sits beside the subject, so answering
+    # goes on while it is open.
     tab_to(page, "open-guide")
     page.keyboard.press("Enter")
     assert page.evaluate(IS_OPEN, "#guide")
+    assert page.locator("#open-guide").get_attribute("aria-expanded") == "true"
     assert focus_in(page, "#guide")
     guide = page.locator("#guide").inner_text()
     for entry in ("Dipole", "Cosmic ray", "Bad column", "Moving object", "Negative source"):
@@ -73,10 +86,10 @@ def test_tutorial_field_guide_and_help_open_and_close_with_the_keyboard(page):
     assert page.evaluate("document.activeElement.id") == "open-guide"
     page.keyboard.press("g")
     assert page.evaluate(IS_OPEN, "#guide")
-    # Answer keys do nothing while a dialog is open.
-    before = page.locator("#classify").get_attribute("data-subject-id")
+    before = int(page.locator("#classify").get_attribute("data-subject-id"))
     page.keyboard.press("r")
-    assert page.locator("#classify").get_attribute("data-subject-id") == before
+    wait_for_subject(page, previous=before)
+    assert page.evaluate(IS_OPEN, "#guide")
     page.keyboard.press("Escape")
     assert not page.evaluate(IS_OPEN, "#guide")
 

@@ -424,12 +424,14 @@
     buttons.real.disabled ? $('main').focus() : buttons.real.focus();
   });
 
-  // --- dialogs: tutorial, field guide, help -----------------------------------------------
+  // --- dialogs: tutorial and help (modal); the field guide (beside the subject) ---------
 
   const dialogs = { tutorial: $('tutorial'), guide: $('guide'), help: $('help') };
+  const MODAL = new Set([dialogs.tutorial, dialogs.help]);
   const openers = new Map();
 
-  function anyDialogOpen() { return Object.values(dialogs).some((d) => d.open); }
+  // The field guide is not modal: answering goes on while it is open beside the subject.
+  function anyDialogOpen() { return [...MODAL].some((d) => d.open); }
 
   function focusable(container) {
     return [...container.querySelectorAll('a[href], button:not([disabled]), [tabindex]:not([tabindex="-1"])')]
@@ -441,10 +443,14 @@
     if (dialog.open) return;
     for (const other of Object.values(dialogs)) closeDialog(other);
     openers.set(dialog, document.activeElement);
-    dialog.showModal();
+    if (MODAL.has(dialog)) dialog.showModal(); else dialog.show();
+    if (dialog === dialogs.guide) {
+      document.body.classList.add('guide-open');
+      $('open-guide').setAttribute('aria-expanded', 'true');
+    }
     const first = focusable(dialog)[0];
     if (first) first.focus();
-    if (name === 'tutorial') loadTutorial();
+    if (name === 'tutorial') { showStep(1); loadTutorial(); }
   }
 
   // Closing restores focus at once, not in the 'close' event, which the browser dispatches
@@ -456,6 +462,10 @@
     openers.delete(dialog);
     if (dialog === dialogs.tutorial) {
       try { localStorage.setItem(TUTORIAL_KEY, '1'); } catch (err) { /* shown again next time */ }
+    }
+    if (dialog === dialogs.guide) {
+      document.body.classList.remove('guide-open');
+      $('open-guide').setAttribute('aria-expanded', 'false');
     }
     const target = opener && opener !== document.body && document.contains(opener) && !opener.disabled
       ? opener : (buttons.real.disabled ? null : buttons.real);
@@ -470,7 +480,8 @@
       event.preventDefault();
       closeDialog(dialog);
     });
-    // Focus stays inside the open dialog: Tab from the last control goes to the first.
+    if (!MODAL.has(dialog)) continue;
+    // Focus stays inside an open modal dialog: Tab from the last control goes to the first.
     dialog.addEventListener('keydown', (event) => {
       if (event.key !== 'Tab') return;
       const items = focusable(dialog);
@@ -484,8 +495,34 @@
   }
 
   $('open-tutorial').addEventListener('click', () => openDialog('tutorial'));
-  $('open-guide').addEventListener('click', () => openDialog('guide'));
+  $('open-guide').addEventListener('click', () => toggleGuide());
   $('open-help').addEventListener('click', () => openDialog('help'));
+
+  function toggleGuide() {
+    if (dialogs.guide.open) closeDialog(dialogs.guide); else openDialog('guide');
+  }
+
+  // The tutorial's steps: one at a time, with Back, Next and Start always on screen.
+  const steps = [...dialogs.tutorial.querySelectorAll('.tutorial-step')];
+  let step = 1;
+
+  function showStep(n) {
+    step = Math.min(Math.max(n, 1), steps.length);
+    steps.forEach((section, i) => { section.hidden = i + 1 !== step; });
+    $('tutorial-progress').textContent = `Step ${step} of ${steps.length}`;
+    $('tutorial-back').disabled = step === 1;
+    $('tutorial-next').disabled = step === steps.length;
+    dialogs.tutorial.querySelector('.dialog-body').scrollTop = 0;
+  }
+
+  $('tutorial-back').addEventListener('click', () => {
+    showStep(step - 1);
+    ($('tutorial-back').disabled ? $('tutorial-next') : $('tutorial-back')).focus();
+  });
+  $('tutorial-next').addEventListener('click', () => {
+    showStep(step + 1);
+    ($('tutorial-next').disabled ? $('tutorial-start') : $('tutorial-next')).focus();
+  });
 
   let tutorialLoaded = false;
   async function loadTutorial() {
@@ -531,6 +568,7 @@
   document.addEventListener('keydown', (event) => {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     if (anyDialogOpen()) return; // the dialog has the keyboard (Esc closes it)
+    if (event.key === 'Escape' && dialogs.guide.open) { closeDialog(dialogs.guide); return; }
     const target = event.target;
     if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
     if (event.key === '?') { event.preventDefault(); openDialog('help'); return; }
@@ -544,7 +582,7 @@
       case 'b': case 'B':
         event.preventDefault(); answer('bogus', event); break;
       case 'g': case 'G':
-        event.preventDefault(); openDialog('guide'); break;
+        event.preventDefault(); toggleGuide(); break;
       default:
     }
   });
