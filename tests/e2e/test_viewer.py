@@ -39,6 +39,11 @@ def drawn_grey(page, slot: str, row: int, col: int) -> list[int]:
     )
 
 
+def js_round(x: float) -> int:
+    """JavaScript's Math.round (halves up), not Python's round (halves to even)."""
+    return int(np.floor(x + 0.5))
+
+
 def wait_rendered(page, stretch: str) -> None:
     page.wait_for_function(
         "s => document.getElementById('stamps').dataset.rendered === s", arg=stretch)
@@ -75,19 +80,36 @@ def test_stretch_and_zoom_keys_redraw_the_stamps_and_keep_to_the_next_subject(pa
     # min-max: template and science share the range of both, linearly.
     low = min(np.nanmin(template), np.nanmin(science))
     high = max(np.nanmax(template), np.nanmax(science))
+    difference = decode_stamp(payload, "difference").astype(np.float64)
+    m = np.nanmax(np.abs(difference))
     for row, col in [(3, 4), (40, 12), (25, 45)]:
-        grey = round(255 * (science[row, col] - low) / (high - low))
+        grey = js_round(255 * (science[row, col] - low) / (high - low))
         assert drawn_grey(page, "science", row, col) == [grey] * 3
+        # The difference: zero is mid-grey, +v and -v equally far from it.
+        d = difference[row, col]
+        step = js_round(127 * abs(d) / m)
+        assert drawn_grey(page, "difference", row, col) == [127 + (step if d >= 0 else -step)] * 3
     page.keyboard.press("f")  # flipping moves the drawn stamps too
     assert page.locator("[data-slot=template] canvas").get_attribute("data-kind") == "science"
     page.keyboard.press("f")
 
     # The chosen stretch holds for the next subject, drawn before or as it is shown.
     page.keyboard.press("r")
-    wait_for_subject(page, previous=subject)
+    second = wait_for_subject(page, previous=subject)
     wait_rendered(page, "minmax")
     page.keyboard.press("s")
     wait_rendered(page, "asinh")
+    # asinh: the min-max range through asinh(t / a) / asinh(1 / a), a as the served images'.
+    payload = selectors.subject_pixels(second)
+    a = payload["display"]["asinh_softening"]
+    template = decode_stamp(payload, "template").astype(np.float64)
+    science = decode_stamp(payload, "science").astype(np.float64)
+    low = min(np.nanmin(template), np.nanmin(science))
+    high = max(np.nanmax(template), np.nanmax(science))
+    for row, col in [(5, 5), (30, 40)]:
+        t = (template[row, col] - low) / (high - low)
+        grey = js_round(255 * np.arcsinh(t / a) / np.arcsinh(1 / a))
+        assert drawn_grey(page, "template", row, col) == [grey] * 3
     page.keyboard.press("s")
     wait_rendered(page, "served")
     assert page.locator("[data-slot=science] img").count() == 1
