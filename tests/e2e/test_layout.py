@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import AXE, build_workflow, record, tutorial_seen, wait_for_subject
+from tests.e2e.conftest import (
+    AXE,
+    AXE_RUN,
+    build_workflow,
+    record,
+    tutorial_seen,
+    wait_for_subject,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -48,12 +55,6 @@ CENTRES_COVERED = """() => {
     }
     window.scrollTo(0, 0);
     return [...covered];
-}"""
-
-AXE_RUN = """async () => {
-    const r = await axe.run(document, {resultTypes: ['violations']});
-    return r.violations.map(v => ({id: v.id, impact: v.impact,
-                                   nodes: v.nodes.map(n => n.target.join(' '))}));
 }"""
 
 

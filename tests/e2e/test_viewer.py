@@ -10,6 +10,8 @@ from labeling import selectors
 from labeling.models import Subject
 from labeling.pixel_payload import decode_stamp
 from tests.e2e.conftest import (
+    AXE,
+    AXE_RUN,
     EXPERT_PASSWORD,
     build_review,
     build_workflow,
@@ -148,6 +150,11 @@ def test_the_review_page_has_the_same_viewer_keys_and_arrows_move(page, django_u
     assert page.evaluate(CAPTIONS)[0] == "Template"  # a new subject starts unflipped
     page.keyboard.press("ArrowLeft")
     assert wait_for_review_subject(page, second) == first
+    wait_rendered(page, "zscale")
+    # The drawn stamps, zoomed, are as accessible as the served ones.
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(AXE_RUN)
+    assert violations == []
 
 
 def test_experts_see_where_and_when_in_what_unit_and_where_else_to_look(page, django_user_model):
