@@ -206,8 +206,8 @@ window.StampViewer = (() => {
     }
   }
 
-  /* `stamps`: the element holding the three `.stamp` figures; `tools`: the flip, stretch
-   * and zoom buttons and the readout; `announce(text)`: the page's live region. */
+  /* `stamps`: the element holding the three `.stamp` figures; `flipButton`, `stretchButton`,
+   * `zoomButton`, `readout`: the stamp tools; `announce(text)`: the page's live region. */
   function create({ stamps, flipButton, stretchButton, zoomButton, readout, announce }) {
     const views = {};
     const figures = {};
