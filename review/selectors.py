@@ -25,7 +25,7 @@ from review import queues
 
 SUBJECT_FIELDS = (
     "id", "external_id", "origin", "snr", "psf_flux", "psf_flux_err", "reliability", "band",
-    "ra", "dec",
+    "ra", "dec", "metadata",
 )
 
 
