@@ -10,7 +10,7 @@
  *   stamps, a stretch other than the served one, or a zoom), not with every prefetched
  *   subject. They come in picture order over each stamp's native window (README, "Stamps:
  *   the display contract"), so a stamp may be non-square and the three may differ in size;
- *   `element` is the one place that maps a picture pixel to a value.
+ *   `pictureValue` is the one place that maps a picture pixel to a value.
  * - `StampViewer.create({...})` binds a viewer to the page's `.stamp` figures; `show(entry)`
  *   puts a loaded subject on screen (or clears it with null); `handleKey(event)` runs the
  *   viewer's keys (F, S, Z of frontend/keymap.py) and says whether it did.
@@ -99,7 +99,7 @@ window.StampViewer = (() => {
    * picture; undefined outside the stamp. The server sends the values in the served picture's
    * order (labeling/rendering.py picture_of), so the canvas and the readout, which both read
    * through here, show what the served image shows and need no orientation rule of their own. */
-  function element(pixels, kind, row, col) {
+  function pictureValue(pixels, kind, row, col) {
     const [rows, cols] = pixels.shape[kind];
     if (row < 0 || col < 0 || row >= rows || col >= cols) return undefined;
     return pixels.values[kind][row * cols + col];
@@ -114,7 +114,7 @@ window.StampViewer = (() => {
 
   function valueAtOffset(pixels, kind, { x, y }) {
     const [centreRow, centreCol] = pixels.centre[kind];
-    return element(pixels, kind, centreRow - y, centreCol + x);
+    return pictureValue(pixels, kind, centreRow - y, centreCol + x);
   }
 
   // --- drawn stretches --------------------------------------------------------------------
@@ -206,7 +206,7 @@ window.StampViewer = (() => {
         let rgb;
         if (mask[y * width + x]) rgb = display.marker_colour;
         else {
-          const v = element(pixels, kind, row, Math.floor(x / scale));
+          const v = pictureValue(pixels, kind, row, Math.floor(x / scale));
           if (Number.isNaN(v)) rgb = display.nan_colour;
           else { const g = greyOf(v, limits, kind, stretch, display.asinh_softening); rgb = [g, g, g]; }
         }
@@ -400,7 +400,7 @@ window.StampViewer = (() => {
       const rect = view.getBoundingClientRect();
       const col = Math.floor(((event.clientX - rect.left) / rect.width) * cols);
       const row = Math.floor(((event.clientY - rect.top) / rect.height) * rows);
-      if (element(pixels, kind, row, col) === undefined) return;
+      if (pictureValue(pixels, kind, row, col) === undefined) return;
       const cursor = view.querySelector('.pixel-cursor');
       cursor.hidden = false;
       cursor.style.left = `${(col / cols) * 100}%`;
