@@ -162,7 +162,9 @@ def old_pixel_json(subject_id: int) -> bytes:
 
 
 @pytest.mark.django_db
-def test_a_prefetched_subject_costs_its_images_only_and_its_values_a_third(workflow, artifacts):
+def test_a_prefetched_subject_costs_its_images_only_and_its_values_half_as_much(
+    workflow, artifacts
+):
     subject_set = services.subject_set_attach(workflow=workflow, name="bytes")
     records = (s.record for s in generate_subjects(12, 21))
     ids = services.subjects_ingest(records, subject_set=subject_set).subject_ids
