@@ -75,8 +75,7 @@ def render_stamp_png(
     if isinstance(scale, bool) or not isinstance(scale, int | np.integer) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     size = cube.shape[1]
-    rows, cols = window if window is not None else (slice(0, size), slice(0, size))
-    rows, cols = _bounded(rows, size), _bounded(cols, size)
+    rows, cols = bounded_window(window, size)
 
     # The stretch sees the whole planes, so a window changes what is drawn, never its greys.
     stamp = cube[STAMP_KINDS.index(kind)].astype(np.float64)
@@ -86,8 +85,7 @@ def render_stamp_png(
         grey = _direct_greys(stamp, _shared_limits(cube[0], cube[1]))
     rgb = np.repeat(grey[:, :, None], 3, axis=2)
     rgb[np.isnan(stamp)] = NAN_COLOUR
-    # Astronomical orientation (DS9, astropy origin="lower"): FITS row 0 is the bottom row.
-    rgb = rgb[rows, cols][::-1]
+    rgb = picture_of(rgb, (rows, cols))
     rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)
     centre = drawn_pixel((size // 2, size // 2), (rows, cols))
     rgb[centre_marker_mask(rgb.shape[:2], centre, scale)] = MARKER_COLOUR
@@ -96,11 +94,27 @@ def render_stamp_png(
     return buffer.getvalue()
 
 
-def _bounded(span: slice, size: int) -> slice:
-    start, stop, step = span.indices(size)
-    if step != 1 or start >= stop:
-        raise ValueError(f"window must be a non-empty slice of 0..{size}, got {span}")
-    return slice(start, stop)
+def bounded_window(window: tuple[slice, slice] | None, size: int) -> tuple[slice, slice]:
+    """`window` (rows, columns) of a (size, size) plane with explicit bounds, the whole plane
+    for None; ValueError for an empty or strided one."""
+    if window is None:
+        return slice(0, size), slice(0, size)
+    spans = []
+    for span in window:
+        start, stop, step = span.indices(size)
+        if step != 1 or start >= stop:
+            raise ValueError(f"window must be a non-empty slice of 0..{size}, got {span}")
+        spans.append(slice(start, stop))
+    return spans[0], spans[1]
+
+
+def picture_of(plane: np.ndarray, window: tuple[slice, slice]) -> np.ndarray:
+    """The part of `plane` (rows, columns, ...) that a picture of `window` shows, in picture
+    order: its first row is the picture's top row. Astronomical orientation (DS9, astropy
+    origin="lower"): the window's FITS row 0 is the picture's bottom row. The served images and
+    the viewer's pixel values (labeling.pixel_payload) both take their order from here."""
+    rows, cols = window
+    return plane[rows, cols][::-1]
 
 
 def drawn_pixel(cube_pixel: tuple[int, int], window: tuple[slice, slice]) -> tuple[int, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
 from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 
-from labeling import rendering, rules, stamps
+from labeling import pixel_payload, rendering, rules, stamps, surveys
 from labeling.errors import InvalidInput, NotFound
 from labeling.models import (
     Classification,
@@ -166,7 +165,7 @@ def subject_image_png(subject_id: int, kind: str) -> bytes:
 def _subject_cube(subject_id: int) -> tuple[Subject, np.ndarray]:
     try:
         subject = Subject.objects.only(
-            "stamps", "stamp_size", "stamp_fit", "original_shapes", "centre_offset"
+            "stamps", "stamp_size", "stamp_fit", "original_shapes", "centre_offset", "metadata"
         ).get(pk=subject_id)
     except Subject.DoesNotExist:
         raise NotFound(f"subject {subject_id} does not exist") from None
@@ -195,22 +194,18 @@ def subject_cubes(stamp_names: Sequence[str], size: int) -> np.ndarray:
     return cubes
 
 
-def subject_pixels(subject_id: int) -> dict[str, list]:
-    """A subject's stamp values for reading pixels on the classify and review pages, exactly
-    as the pictures draw them: per stamp kind, the rows of its display window top row first
-    (FITS row 0 last), float32 values rounded to 7 significant digits, NaN as None; and under
-    "centre", per kind, the [row, column] of the detection pixel in those rows."""
+def subject_pixels(subject_id: int) -> dict:
+    """A subject's stamp values, for reading pixels and drawing stretches in the viewer,
+    exactly as the pictures show them: the compact payload of labeling.pixel_payload (each
+    stamp's display window in picture order, float32 in base64, NaN kept, with its shape and
+    the detection pixel's place)."""
     subject, cube = _subject_cube(subject_id)
-    pixels: dict[str, list] = {}
-    centres = {}
-    for kind, plane in zip(STAMP_KINDS, cube.astype(np.float64), strict=True):
-        window = _display_window(subject, kind)
-        pixels[kind] = [[None if math.isnan(v) else float(f"{v:.7g}") for v in row]
-                        for row in plane[window][::-1].tolist()]
-        size = subject.stamp_size
-        centres[kind] = list(rendering.drawn_pixel((size // 2, size // 2), window))
-    pixels["centre"] = centres
-    return pixels
+    return pixel_payload.encode_pixels(
+        cube,
+        windows={kind: _display_window(subject, kind) for kind in STAMP_KINDS},
+        unit=surveys.stamp_unit(subject.metadata),
+        render_scale=settings.RENDER_SCALE,
+    )
 
 
 @dataclass(frozen=True)

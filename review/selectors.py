@@ -26,7 +26,7 @@ from talk import selectors as talk_selectors
 
 SUBJECT_FIELDS = (
     "id", "external_id", "origin", "snr", "psf_flux", "psf_flux_err", "reliability", "band",
-    "ra", "dec",
+    "ra", "dec", "metadata",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from labeling import surveys
 from labeling.api.serializers import image_urls
 from review import queues
 
@@ -57,9 +58,23 @@ class SubjectFactsSerializer(serializers.Serializer):
     ra = serializers.FloatField(allow_null=True)
     dec = serializers.FloatField(allow_null=True)
     images = serializers.SerializerMethodField()
+    observed_at = serializers.SerializerMethodField(help_text="UTC; null when not known")
+    unit = serializers.SerializerMethodField(help_text="of the stamps' values, e.g. nJy")
+    links = serializers.SerializerMethodField(
+        help_text="[{name, url}]: sky viewer and brokers, for the browser to open")
 
     def get_images(self, subject: dict) -> dict[str, str]:
         return image_urls(subject["id"])
+
+    def get_observed_at(self, subject: dict) -> str | None:
+        when = surveys.observed_at(subject["metadata"])
+        return None if when is None else when.isoformat().replace("+00:00", "Z")
+
+    def get_unit(self, subject: dict) -> str | None:
+        return surveys.stamp_unit(subject["metadata"])
+
+    def get_links(self, subject: dict) -> list[dict]:
+        return surveys.sky_links(subject["ra"], subject["dec"], subject["metadata"])
 
 
 class ReviewQueueSubjectSerializer(SubjectFactsSerializer):

@@ -89,20 +89,27 @@ class ClassificationResultSerializer(serializers.Serializer):
 
 
 class SubjectPixelsSerializer(serializers.Serializer):
-    """Each stamp as rows of pixel values in picture order (top row first, so FITS row 0
-    last), over the stamp's native window; null where the stamp has no data (NaN)."""
+    """A subject's stamps as float32 values (labeling.pixel_payload): each stamp's display
+    window, rows x columns (a clipped stamp is not square), in picture order (the top row
+    first, so FITS row 0 last), little-endian, row by row, in base64; NaN means no data."""
 
-    template = serializers.ListField(child=serializers.ListField(
-        child=serializers.FloatField(allow_null=True)))
-    science = serializers.ListField(child=serializers.ListField(
-        child=serializers.FloatField(allow_null=True)))
-    difference = serializers.ListField(child=serializers.ListField(
-        child=serializers.FloatField(allow_null=True)))
+    unit = serializers.CharField(allow_null=True, help_text="e.g. nJy; null when not known")
+    encoding = serializers.CharField(help_text="float32-le-base64")
+    stamps = serializers.DictField(child=serializers.CharField(),
+                                   help_text="template, science, difference")
+    shape = serializers.DictField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2,
+                                    max_length=2),
+        help_text="per stamp kind, its [rows, columns]",
+    )
     centre = serializers.DictField(
         child=serializers.ListField(child=serializers.IntegerField(), min_length=2,
                                     max_length=2),
         help_text="per stamp kind, the [row, column] of the detection pixel in its rows",
     )
+    zscale = serializers.DictField(child=serializers.ListField(
+        child=serializers.FloatField(), allow_null=True), help_text="[low, high] per stamp")
+    display = serializers.DictField(help_text="how the served images draw no data and the centre")
 
 
 class TutorialExampleSerializer(serializers.Serializer):

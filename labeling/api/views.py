@@ -26,7 +26,7 @@ from labeling.rendering import STRETCH_VERSION
 # is part of the ETag.
 IMAGE_MAX_AGE = 7 * 24 * 3600
 # Part of the pixel values' ETag: bump it when their JSON form changes.
-PIXELS_VERSION = 2  # 2: picture order, native window, "centre"
+PIXELS_VERSION = 3  # 3: float32 in base64 over each native window, picture order, "centre"
 
 
 class HealthView(APIView):

@@ -34,6 +34,12 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(settings.BASE_DIR) / "artifacts" / "e2e"
 AXE = Path(settings.BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 900}
+# axe-core's violations on the page, once AXE is injected: [{id, impact, nodes}].
+AXE_RUN = """async () => {
+    const r = await axe.run(document, {resultTypes: ['violations']});
+    return r.violations.map(v => ({id: v.id, impact: v.impact,
+                                   nodes: v.nodes.map(n => n.target.join(' '))}));
+}"""
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ def test_answers_made_offline_are_kept_then_stored_exactly_once(page, context):
     workflow, _, _ = build_workflow(n_science=16)
     tutorial_seen(context, workflow)
     page.goto(f"/classify/{workflow.slug}/")
-    answered = answer_offline(page, context, ["r", "b", "ArrowLeft"])
+    answered = answer_offline(page, context, ["r", "b", "R"])
 
     sync = page.locator("#sync")
     assert sync.get_attribute("data-pending") == "3"

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from labeling import selectors
+from labeling.pixel_payload import decode_stamp
 from tests.e2e.conftest import build_workflow, tutorial_seen, wait_for_subject
 
 pytestmark = pytest.mark.e2e
@@ -30,19 +31,30 @@ def test_tutorial_field_guide_and_help_open_and_close_with_the_keyboard(page):
     workflow, _, labels = build_workflow(n_science=6, n_reference=10, seed=5)
     page.goto(f"/classify/{workflow.slug}/")
 
-    # The first visit opens the tutorial, with the experts' examples, and keeps focus in it.
+    # The first visit opens the tutorial, in steps, and keeps focus in it.
     assert page.evaluate(IS_OPEN, "#tutorial")
+    assert page.locator("#tutorial-progress").inner_text() == "Step 1 of 4"
+    for _ in range(25):
+        page.keyboard.press("Tab")
+        assert focus_in(page, "#tutorial"), "focus left the open tutorial"
+    page.keyboard.press("Shift+Tab")
+    assert focus_in(page, "#tutorial")
+    # Next, by keyboard, to the experts' examples.
+    page.locator("#tutorial-next").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    assert page.locator("#tutorial-progress").inner_text() == "Step 3 of 4"
     page.wait_for_selector("#tutorial-examples .example")
     examples = page.locator("#tutorial-examples .example")
     assert examples.count() == 4
     captions = " ".join(examples.all_inner_texts())
     assert "Real:" in captions
     assert "Bogus:" in captions
-    for _ in range(25):
-        page.keyboard.press("Tab")
-        assert focus_in(page, "#tutorial"), "focus left the open tutorial"
-    page.keyboard.press("Shift+Tab")
-    assert focus_in(page, "#tutorial")
+    page.keyboard.press("Enter")
+    assert page.locator("#tutorial-progress").inner_text() == "Step 4 of 4"
+    assert page.evaluate("document.activeElement.id") == "tutorial-start"  # Next is spent
+    page.locator("#tutorial-back").click()
+    assert page.locator("#tutorial-progress").inner_text() == "Step 3 of 4"
     page.keyboard.press("Escape")
     assert not page.evaluate(IS_OPEN, "#tutorial")
     wait_for_subject(page)
@@ -57,10 +69,12 @@ def test_tutorial_field_guide_and_help_open_and_close_with_the_keyboard(page):
     page.keyboard.press("Escape")
     assert page.evaluate("document.activeElement.id") == "open-tutorial", "focus restored"
 
-    # The field guide: a button, or G, at any time.
+    # The field guide: a button, or G, at any time; it sits beside the subject, so answering
+    # goes on while it is open.
     tab_to(page, "open-guide")
     page.keyboard.press("Enter")
     assert page.evaluate(IS_OPEN, "#guide")
+    assert page.locator("#open-guide").get_attribute("aria-expanded") == "true"
     assert focus_in(page, "#guide")
     guide = page.locator("#guide").inner_text()
     for entry in ("Dipole", "Cosmic ray", "Bad column", "Moving object", "Negative source"):
@@ -72,10 +86,10 @@ def test_tutorial_field_guide_and_help_open_and_close_with_the_keyboard(page):
     assert page.evaluate("document.activeElement.id") == "open-guide"
     page.keyboard.press("g")
     assert page.evaluate(IS_OPEN, "#guide")
-    # Answer keys do nothing while a dialog is open.
-    before = page.locator("#classify").get_attribute("data-subject-id")
+    before = int(page.locator("#classify").get_attribute("data-subject-id"))
     page.keyboard.press("r")
-    assert page.locator("#classify").get_attribute("data-subject-id") == before
+    wait_for_subject(page, previous=before)
+    assert page.evaluate(IS_OPEN, "#guide")
     page.keyboard.press("Escape")
     assert not page.evaluate(IS_OPEN, "#guide")
 
@@ -89,27 +103,32 @@ def test_tutorial_field_guide_and_help_open_and_close_with_the_keyboard(page):
     assert len(labels) == 10
 
 
-def test_pointing_at_a_stamp_reads_the_pixel_value(page, context):
+def test_pointing_at_a_stamp_reads_all_three_values_at_that_pixel(page, context):
     workflow, _, _ = build_workflow(n_science=4)
     tutorial_seen(context, workflow)
     page.goto(f"/classify/{workflow.slug}/")
     subject = wait_for_subject(page)
-    values = selectors.subject_pixels(subject)
+    payload = selectors.subject_pixels(subject)
+    stamps = {kind: decode_stamp(payload, kind) for kind in ("template", "science", "difference")}
     frame = page.locator("[data-slot=difference] .frame")
     box = frame.bounding_box()
-    size = len(values["difference"])
+    rows, cols = payload["shape"]["difference"]
+    assert (rows, cols) == (51, 51)  # a whole stamp: the picture fills its square frame
     # The centre of pixel (row 20, column 30).
-    x = box["x"] + (30.5 / size) * box["width"]
-    y = box["y"] + (20.5 / size) * box["height"]
+    x = box["x"] + (30.5 / cols) * box["width"]
+    y = box["y"] + (20.5 / rows) * box["height"]
     page.mouse.move(x, y)
     readout = page.locator("#pixel-readout")
     page.wait_for_function(
-        "!document.getElementById('pixel-readout').textContent.includes('loading')"
+        "document.getElementById('pixel-readout').textContent.includes('from the centre')"
     )
     text = readout.inner_text()
     # Row 20 from the top is 5 rows above the centre row: y counts up, as in FITS.
-    assert text.startswith("Difference, pixel x +5, y +5 from the centre: ")
-    shown = float(re.search(r": (\S+)$", text).group(1))
-    expected = values["difference"][20][30]
-    assert shown == pytest.approx(expected, abs=0.05 + 1e-3 * abs(expected))
+    assert text.startswith("Difference stamp, pixel x +5, y +5 from the centre: ")
+    assert text.endswith("(unit not known)")  # simulated stamps: no survey, no unit
+    shown = dict(re.findall(r"(template|science|difference) (-?[0-9.e+-]+)", text))
+    assert set(shown) == {"template", "science", "difference"}
+    for kind, value in shown.items():
+        expected = float(stamps[kind][20, 30])  # picture order: row 20 from the top
+        assert float(value) == pytest.approx(expected, abs=0.05 + 1e-3 * abs(expected))
     assert page.locator("[data-slot=difference] .pixel-cursor").is_visible()

@@ -3,8 +3,8 @@ feedback, workflow progress; and the page itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import uuid
 
 import numpy as np
@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from labeling import selectors, services
 from labeling.models import ReferenceLabel, Workflow
+from labeling.pixel_payload import decode_stamp
 from tests.conftest import add_subjects, classify, make_record
 
 pytestmark = pytest.mark.django_db
@@ -46,25 +47,38 @@ def test_the_classify_page_carries_its_configuration_and_a_csrf_cookie(workflow,
     assert f'href="/classify/{workflow.slug}/"' in client.get("/").content.decode()
 
 
-def test_pixel_values_are_the_stored_stamps_with_nan_as_null(workflow):
+def test_pixel_values_are_the_stored_float32_stamps_with_nan_kept(workflow):
     record = make_record("nan-1", np.random.default_rng(3))
     record.template[0, :] = np.nan
     subject_set = services.subject_set_attach(workflow=workflow, name="nan")
     subject_id = services.subjects_ingest([record], subject_set=subject_set).subject_ids[0]
     response = APIClient().get(f"/api/subjects/{subject_id}/pixels/")
     assert response.status_code == 200
-    values = response.json()
-    assert set(values) == {"template", "science", "difference", "centre"}
-    # Picture order: the top row first, so FITS row 0 comes last.
-    assert values["template"][-1] == [None] * 51
+    payload = response.json()
+    assert payload["encoding"] == "float32-le-base64"
+    assert payload["unit"] is None  # a record with no survey metadata: no unit claimed
+    assert set(payload["stamps"]) == {"template", "science", "difference"}
+    # Picture order: the top row first, so FITS row 0 (all NaN here) comes last.
+    assert np.isnan(decode_stamp(payload, "template")[-1]).all()
+    assert not np.isnan(decode_stamp(payload, "template")[:-1]).any()
     for kind, stamp in zip(("template", "science", "difference"), record.stamps(), strict=True):
-        got = np.array([[math.nan if v is None else v for v in row] for row in values[kind]])
-        np.testing.assert_allclose(got, stamp[::-1], rtol=1e-6, equal_nan=True)
-        assert values["centre"][kind] == [25, 25]
+        assert payload["shape"][kind] == [51, 51]
+        assert payload["centre"][kind] == [25, 25]
+        np.testing.assert_array_equal(decode_stamp(payload, kind), stamp[::-1].astype(np.float32))
+        low, high = payload["zscale"][kind]
+        assert np.nanmin(stamp) <= low < high <= np.nanmax(stamp)
     again = APIClient().get(f"/api/subjects/{subject_id}/pixels/",
                             HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304
     assert APIClient().get("/api/subjects/999999/pixels/").status_code == 404
+
+
+def test_rubin_pixel_values_carry_their_unit(workflow):
+    record = dataclasses.replace(make_record("rubin-1", np.random.default_rng(4)),
+                                 metadata={"diaObjectId": 170, "midpointMjdTai": 60600.5})
+    subject_set = services.subject_set_attach(workflow=workflow, name="rubin")
+    subject_id = services.subjects_ingest([record], subject_set=subject_set).subject_ids[0]
+    assert APIClient().get(f"/api/subjects/{subject_id}/pixels/").json()["unit"] == "nJy"
 
 
 def test_tutorial_examples_are_the_first_explained_labels_and_never_served(workflow):

@@ -1,5 +1,6 @@
 """GET /api/subjects/{id}/images/{kind}.png: rendered once, cached, with cache headers."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -9,6 +10,7 @@ from rest_framework.test import APIClient
 
 from labeling import rendering, selectors, services, stamps
 from labeling.models import Subject
+from labeling.pixel_payload import decode_stamp
 from labeling.records import SubjectRecord
 
 pytestmark = pytest.mark.django_db
@@ -80,16 +82,32 @@ def test_a_30x30_stamp_is_drawn_at_its_native_size_without_padding(workflow, set
     assert np.isnan(cube).mean() > 0.6
 
 
-def test_the_pixel_values_cover_the_same_window_in_picture_order(workflow):
+def test_the_pixel_values_cover_the_same_window_in_picture_order(workflow, settings):
     record = _rubin_sized(np.random.default_rng(1), shape=(30, 36))
     subject_id = _ingest_one(workflow, record)
-    values = selectors.subject_pixels(subject_id)
-    science = np.array(values["science"], dtype=np.float64)
-    np.testing.assert_allclose(science, record.science[::-1], rtol=1e-6)
-    # The detection (index n // 2 = 15, 18) is drawn 30 - 1 - 15 = 14 rows from the top.
-    assert values["centre"]["science"] == [14, 18]
+    payload = selectors.subject_pixels(subject_id)
+    for kind, stamp in zip(("template", "science", "difference"), record.stamps(), strict=True):
+        assert payload["shape"][kind] == [30, 36]
+        # The same window as the served picture, FITS row 0 last.
+        assert _picture(subject_id, kind).shape[:2] == (30 * settings.RENDER_SCALE,
+                                                        36 * settings.RENDER_SCALE)
+        np.testing.assert_array_equal(decode_stamp(payload, kind), stamp[::-1])
+        # The detection (index n // 2 = 15, 18) is drawn 30 - 1 - 15 = 14 rows from the top.
+        assert payload["centre"][kind] == [14, 18]
 
 
+def test_a_clipped_stamp_s_values_put_the_detection_where_the_alert_does(workflow):
+    """An edge-clipped cutout: 40 rows by 63 columns, the detection at row 31 (not 20)."""
+    rng = np.random.default_rng(5)
+    record = dataclasses.replace(_rubin_sized(rng, shape=(40, 63)), detection_pixel=(31, 30))
+    payload = selectors.subject_pixels(_ingest_one(workflow, record))
+    # In the 51x51 cube the detection sits at (25, 25): the cube holds stamp rows 6..39 (the
+    # 6 below row 0 do not exist) and columns 5..55 of the 63.
+    assert payload["shape"]["science"] == [34, 51]
+    # Picture order: stamp row 39 is the top row, so the detection is 39 - 31 = 8 rows down.
+    assert payload["centre"]["science"] == [8, 25]
+    np.testing.assert_array_equal(decode_stamp(payload, "science"),
+                                  record.science[6:40, 5:56][::-1])
 def test_the_resample_setting_fills_the_cube_and_is_recorded(workflow, settings):
     settings.STAMP_FIT = "resample"
     subject_id = _ingest_one(workflow, _rubin_sized(np.random.default_rng(2)))

@@ -280,7 +280,8 @@
   // --- showing a subject ------------------------------------------------------------------
 
   const viewer = window.StampViewer.create({
-    stamps: $('stamps'), flipButton: $('flip'), readout: $('pixel-readout'), announce,
+    stamps: $('stamps'), flipButton: $('flip'), stretchButton: $('stretch'), zoomButton: $('zoom'),
+    readout: $('pixel-readout'), announce,
   });
   let waitStart = null; // when an answer found no subject ready: the clock keeps running
 
@@ -298,6 +299,9 @@
     }
     waitStart = null;
     root.dataset.subjectId = String(next.id);
+    // Each subject starts at the top, with its stamps and the answers on screen (a phone
+    // scrolled down to the readout would otherwise show the next one half off screen).
+    if (window.scrollY > 0) window.scrollTo({ top: 0, behavior: 'instant' });
     setWaiting(false);
     setAnswerable(true);
     if (startTime !== null) {
@@ -324,7 +328,7 @@
   function setAnswerable(ok) {
     buttons.real.disabled = !ok;
     buttons.bogus.disabled = !ok;
-    $('flip').disabled = !ok;
+    viewer.setEnabled(ok);
   }
 
   function renderCount() {
@@ -420,12 +424,14 @@
     buttons.real.disabled ? $('main').focus() : buttons.real.focus();
   });
 
-  // --- dialogs: tutorial, field guide, help -----------------------------------------------
+  // --- dialogs: tutorial and help (modal); the field guide (beside the subject) ---------
 
   const dialogs = { tutorial: $('tutorial'), guide: $('guide'), help: $('help') };
+  const MODAL = new Set([dialogs.tutorial, dialogs.help]);
   const openers = new Map();
 
-  function anyDialogOpen() { return Object.values(dialogs).some((d) => d.open); }
+  // The field guide is not modal: answering goes on while it is open beside the subject.
+  function anyDialogOpen() { return [...MODAL].some((d) => d.open); }
 
   function focusable(container) {
     return [...container.querySelectorAll('a[href], button:not([disabled]), [tabindex]:not([tabindex="-1"])')]
@@ -437,10 +443,14 @@
     if (dialog.open) return;
     for (const other of Object.values(dialogs)) closeDialog(other);
     openers.set(dialog, document.activeElement);
-    dialog.showModal();
+    if (MODAL.has(dialog)) dialog.showModal(); else dialog.show();
+    if (dialog === dialogs.guide) {
+      document.body.classList.add('guide-open');
+      $('open-guide').setAttribute('aria-expanded', 'true');
+    }
     const first = focusable(dialog)[0];
     if (first) first.focus();
-    if (name === 'tutorial') loadTutorial();
+    if (name === 'tutorial') { showStep(1); loadTutorial(); }
   }
 
   // Closing restores focus at once, not in the 'close' event, which the browser dispatches
@@ -452,6 +462,10 @@
     openers.delete(dialog);
     if (dialog === dialogs.tutorial) {
       try { localStorage.setItem(TUTORIAL_KEY, '1'); } catch (err) { /* shown again next time */ }
+    }
+    if (dialog === dialogs.guide) {
+      document.body.classList.remove('guide-open');
+      $('open-guide').setAttribute('aria-expanded', 'false');
     }
     const target = opener && opener !== document.body && document.contains(opener) && !opener.disabled
       ? opener : (buttons.real.disabled ? null : buttons.real);
@@ -466,7 +480,8 @@
       event.preventDefault();
       closeDialog(dialog);
     });
-    // Focus stays inside the open dialog: Tab from the last control goes to the first.
+    if (!MODAL.has(dialog)) continue;
+    // Focus stays inside an open modal dialog: Tab from the last control goes to the first.
     dialog.addEventListener('keydown', (event) => {
       if (event.key !== 'Tab') return;
       const items = focusable(dialog);
@@ -480,8 +495,34 @@
   }
 
   $('open-tutorial').addEventListener('click', () => openDialog('tutorial'));
-  $('open-guide').addEventListener('click', () => openDialog('guide'));
+  $('open-guide').addEventListener('click', () => toggleGuide());
   $('open-help').addEventListener('click', () => openDialog('help'));
+
+  function toggleGuide() {
+    if (dialogs.guide.open) closeDialog(dialogs.guide); else openDialog('guide');
+  }
+
+  // The tutorial's steps: one at a time, with Back, Next and Start always on screen.
+  const steps = [...dialogs.tutorial.querySelectorAll('.tutorial-step')];
+  let step = 1;
+
+  function showStep(n) {
+    step = Math.min(Math.max(n, 1), steps.length);
+    steps.forEach((section, i) => { section.hidden = i + 1 !== step; });
+    $('tutorial-progress').textContent = `Step ${step} of ${steps.length}`;
+    $('tutorial-back').disabled = step === 1;
+    $('tutorial-next').disabled = step === steps.length;
+    dialogs.tutorial.querySelector('.dialog-body').scrollTop = 0;
+  }
+
+  $('tutorial-back').addEventListener('click', () => {
+    showStep(step - 1);
+    ($('tutorial-back').disabled ? $('tutorial-next') : $('tutorial-back')).focus();
+  });
+  $('tutorial-next').addEventListener('click', () => {
+    showStep(step + 1);
+    ($('tutorial-next').disabled ? $('tutorial-start') : $('tutorial-next')).focus();
+  });
 
   let tutorialLoaded = false;
   async function loadTutorial() {
@@ -527,19 +568,21 @@
   document.addEventListener('keydown', (event) => {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     if (anyDialogOpen()) return; // the dialog has the keyboard (Esc closes it)
+    if (event.key === 'Escape' && dialogs.guide.open) { closeDialog(dialogs.guide); return; }
     const target = event.target;
     if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
     if (event.key === '?') { event.preventDefault(); openDialog('help'); return; }
     if (event.repeat) return; // holding a key down must not answer a run of subjects
+    // The key map is frontend/keymap.py: the arrow keys move between subjects on the review
+    // page, so here (one subject at a time) they do nothing.
+    if (viewer.handleKey(event)) return;
     switch (event.key) {
-      case 'r': case 'R': case 'ArrowLeft':
+      case 'r': case 'R':
         event.preventDefault(); answer('real', event); break;
-      case 'b': case 'B': case 'ArrowRight':
+      case 'b': case 'B':
         event.preventDefault(); answer('bogus', event); break;
-      case 'f': case 'F':
-        event.preventDefault(); viewer.flip(); break;
       case 'g': case 'G':
-        event.preventDefault(); openDialog('guide'); break;
+        event.preventDefault(); toggleGuide(); break;
       default:
     }
   });

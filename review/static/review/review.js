@@ -21,7 +21,8 @@
   const form = $('queue-form');
   const labelButtons = [...document.querySelectorAll('.actions [data-label]')];
   const viewer = window.StampViewer.create({
-    stamps: $('stamps'), flipButton: $('flip'), readout: $('pixel-readout'), announce,
+    stamps: $('stamps'), flipButton: $('flip'), stretchButton: $('stretch'), zoomButton: $('zoom'),
+    readout: $('pixel-readout'), announce,
   });
 
   const queueName = form.elements.queue.value;
@@ -170,7 +171,7 @@
 
   function setLabelling(ok) {
     for (const button of labelButtons) button.disabled = !ok || !setId;
-    $('flip').disabled = !ok;
+    viewer.setEnabled(ok);
     $('previous').disabled = !ok || position <= 0;
     $('next').disabled = !ok;
   }
@@ -209,17 +210,46 @@
 
   // --- the dossier ------------------------------------------------------------------------
 
+  function sexagesimal(degrees, hours) {
+    // RA in hours (h m s), Dec in degrees (d ' "), as astronomers read them.
+    const value = hours ? degrees / 15 : degrees;
+    const sign = value < 0 ? '-' : (hours ? '' : '+');
+    let rest = Math.abs(value);
+    const whole = Math.floor(rest);
+    rest = (rest - whole) * 60;
+    const minutes = Math.floor(rest);
+    const seconds = ((rest - minutes) * 60).toFixed(hours ? 2 : 1);
+    const pad = (n) => String(n).padStart(2, '0');
+    return `${sign}${pad(whole)}${hours ? 'h' : '\u00b0'}${pad(minutes)}${hours ? 'm' : '\u2032'}${seconds.padStart(hours ? 5 : 4, '0')}${hours ? 's' : '\u2033'}`;
+  }
+
   function renderDossier(d) {
     const s = d.subject;
+    const unit = s.unit ? ` ${s.unit}` : '';
+    const position = s.ra === null || s.dec === null ? 'unknown'
+      : `${s.ra.toFixed(6)}, ${s.dec >= 0 ? '+' : ''}${s.dec.toFixed(6)} (${sexagesimal(s.ra, true)} ${sexagesimal(s.dec, false)})`;
     const facts = [
       ['External id', s.external_id],
       ['Origin', s.origin || 'none'],
-      ['SNR', number(s.snr)],
-      ['psfFlux', s.psf_flux === null ? 'unknown' : `${number(s.psf_flux, 4)} ± ${number(s.psf_flux_err, 2)}`],
-      ['Model reliability', number(s.reliability)],
+      ['RA, Dec (deg)', position],
       ['Band', s.band || 'unknown'],
+      ['Observed (UTC)', s.observed_at ? s.observed_at.replace('T', ' ').replace(/\.\d+/, '').replace('Z', '') : 'unknown'],
+      ['SNR', number(s.snr)],
+      ['psfFlux', s.psf_flux === null ? 'unknown' : `${number(s.psf_flux, 4)} \u00b1 ${number(s.psf_flux_err, 2)}${unit}`],
+      ['Stamp unit', s.unit || 'not stated by the survey'],
+      ['Model reliability', number(s.reliability)],
     ];
     $('facts').replaceChildren(...facts.flatMap(([term, value]) => [el('dt', term), el('dd', value)]));
+    $('links').replaceChildren(...s.links.map((link) => {
+      const item = el('li');
+      const anchor = el('a', link.name);
+      anchor.href = link.url;
+      anchor.target = '_blank';
+      anchor.rel = 'noopener noreferrer';
+      item.append(anchor);
+      return item;
+    }));
+    $('links-none').hidden = s.links.length > 0;
 
     const counted = d.votes.n_real + d.votes.n_bogus;
     $('votes-summary').textContent = counted
@@ -408,10 +438,10 @@
     if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
     if (event.key === '?') { event.preventDefault(); help.showModal(); return; }
     if (event.repeat) return; // holding a key down must not label a run of subjects
+    if (root.dataset.state === 'ready' && viewer.handleKey(event)) return;
     const actions = {
       r: () => label('real'), b: () => label('bogus'), u: () => label('unsure'),
       n: () => go(1), arrowright: () => go(1), p: () => go(-1), arrowleft: () => go(-1),
-      f: () => { if (root.dataset.state === 'ready') viewer.flip(); },
     };
     const action = actions[event.key.toLowerCase()];
     if (!action) return;
