@@ -12,14 +12,30 @@ keeps its label (a differing expert answer is counted in the report). The set is
 a team of the same name when it does not exist; an existing set is used with its own team.
 Labels are written before any classification is replayed, so gold subjects never retire.
 
-Replay: rows already stored (by external id) are skipped. The others go, in time order,
-through `labeling.services.classification_create` (``store_repeats=True``: a second answer
-by the same volunteer is stored as a repeat, not counted), except two kinds that the
-service cannot recognise and that are stored as not counted directly:
-an expert row on a subject that has a reference label (in any set), as
-``expert_on_reference``, because imported experts have no user account for the service to
-recognise; and a row whose metadata says ``seen_before``, as ``repeat``, because the earlier
-answer may lie outside the export.
+Rows already stored in the target workflow (by external id) are skipped; the same export
+imported into another workflow is imported there in full. The others are decided in time
+order, as `labeling.services.classification_create` decides one answer (``store_repeats``: a
+second answer by the same volunteer is stored as a repeat, not counted), except two kinds
+that the service cannot recognise and that are stored as not counted directly: an expert row
+on a subject that has a reference label (in any set), as ``expert_on_reference``, because
+imported experts have no user account for the service to recognise; and a row whose metadata
+says ``seen_before``, as ``repeat``, because the earlier answer may lie outside the export.
+
+Two ways to apply them, with the same result (a property test holds them to it):
+
+- ``BULK`` (the default): the rule runs in memory over every row (`replay`), then the rows
+  are written with ``COPY`` on PostgreSQL (``bulk_create`` elsewhere) and the statuses that
+  changed are updated in one statement per chunk.
+- ``ROW_BY_ROW``: each row through the classification service, as a live answer would go.
+
+Retirement: by default our rule is replayed. With ``retirement=EXPORT`` each subject's
+retirement is the export's own (`ParsedExport.retirements`): a subject retires when
+Zooniverse retired it, answers after its ``retired_at`` are stored as ``retired``, and the
+counts (n_counted, first answer, unanimity) are kept without retiring anything by our rule.
+Reference subjects never retire either way. Only the bulk path can do this.
+
+Neither path touches the live aggregation state: after the import commits, the
+`classifications_imported` signal tells whoever keeps it (aggregation) to rebuild it.
 """
 
 from __future__ import annotations
@@ -28,12 +44,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from django.db import transaction
+from django.utils import timezone
 
-from labeling import services
-from labeling.errors import LabelingError
+from labeling import rules, services
+from labeling.errors import InvalidInput, LabelingError
 from labeling.models import (
     Classification,
     NotCounted,
@@ -45,25 +63,32 @@ from labeling.models import (
     Volunteer,
     Workflow,
 )
+from labeling.zooniverse import replay, writes
 from labeling.zooniverse.parse import (
     ExportClassification,
     ExportSubject,
     ParsedExport,
     RowRejection,
 )
+from labeling.zooniverse.signals import classifications_imported
 
-# client_id = uuid5(CLIENT_ID_NAMESPACE, "zooniverse:<classification_id>"): the same row
-# always gets the same client id, on any machine.
+# client_id = uuid5(CLIENT_ID_NAMESPACE, "<workflow slug>/zooniverse:<classification_id>"):
+# the same row imported into the same workflow always gets the same client id, on any
+# machine, and a row imported into two workflows gets two (client ids are unique).
 CLIENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://www.zooniverse.org/classifications")
 DEFAULT_SUBJECT_SET = "zooniverse"
 REFUSED = "refused by the classification service"
+BULK, ROW_BY_ROW = "bulk", "row-by-row"
+METHODS = (BULK, ROW_BY_ROW)
+RULE, EXPORT = "rule", "export"
+RETIREMENTS = (RULE, EXPORT)
 _CHUNK = 500
 
 T = TypeVar("T")
 
 
-def client_id_for(external_id: str) -> uuid.UUID:
-    return uuid.uuid5(CLIENT_ID_NAMESPACE, external_id)
+def client_id_for(workflow: Workflow, external_id: str) -> uuid.UUID:
+    return uuid.uuid5(CLIENT_ID_NAMESPACE, f"{workflow.slug}/{external_id}")
 
 
 @dataclass
@@ -113,9 +138,17 @@ def zooniverse_import(
     subject_set_name: str = DEFAULT_SUBJECT_SET,
     gold_reference_set: str | None = None,
     source: str = "",
+    method: str = BULK,
+    retirement: str = RULE,
     on_progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Write `parsed` into `workflow`, all in one transaction; see the module doc."""
+    if method not in METHODS:
+        raise InvalidInput(f"method must be one of {', '.join(METHODS)}")
+    if retirement not in RETIREMENTS:
+        raise InvalidInput(f"retirement must be one of {', '.join(RETIREMENTS)}")
+    if retirement == EXPORT and method != BULK:
+        raise InvalidInput("the export's retirements can only be taken by the bulk import")
     report = ImportReport(
         rows_read=parsed.rows_read,
         zooniverse_workflow_id=parsed.workflow_id,
@@ -128,7 +161,7 @@ def zooniverse_import(
     report.anonymous_volunteers_in_file = sum(names.values())
     with transaction.atomic():
         subject_set = services.subject_set_attach(workflow=workflow, name=subject_set_name)
-        present = _stored_external_ids([row.external_id for row in rows])
+        present = _stored_external_ids(workflow, [row.external_id for row in rows])
         todo = [row for row in rows if row.external_id not in present]
         report.already_present = len(rows) - len(todo)
         if on_progress and report.already_present:
@@ -140,14 +173,124 @@ def zooniverse_import(
         volunteers = _volunteers_ensure({row.volunteer_name: row.anonymous for row in todo},
                                         report)
         retired_before = _retired_count(workflow, subject_pks.values())
-        for row in todo:
-            _replay(row, workflow, volunteers[row.volunteer_name], subject_pks[row.subject_id],
-                    reference_pks, report)
-            if on_progress:
-                on_progress(1)
+        if method == BULK:
+            retirements = None
+            if retirement == EXPORT:
+                retirements = {subject_pks[subject_id]: retired_at for subject_id, retired_at
+                               in parsed.retirements.items() if subject_id in subject_pks}
+            _bulk_apply(todo, workflow, volunteers, subject_pks, reference_pks, retirements,
+                        report, on_progress)
+        else:
+            for row in todo:
+                _replay(row, workflow, volunteers[row.volunteer_name],
+                        subject_pks[row.subject_id], reference_pks, report)
+                if on_progress:
+                    on_progress(1)
         report.subjects_retired = _retired_count(workflow, subject_pks.values()) - retired_before
+        if report.imported:
+            workflow_pk = workflow.pk
+            transaction.on_commit(lambda: classifications_imported.send(
+                sender=ImportReport, workflow_id=workflow_pk
+            ))
     report.rejected.sort(key=lambda rejection: rejection.row)
     return report
+
+
+def _bulk_apply(
+    rows: list[ExportClassification],
+    workflow: Workflow,
+    volunteers: dict[str, Volunteer],
+    subject_pks: dict[str, int],
+    reference_pks: set[int],
+    retirements: dict[int, datetime | None] | None,
+    report: ImportReport,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    """Decide every row in memory with the retirement rule, then write them all at once."""
+    volunteer_ids = [volunteers[row.volunteer_name].pk for row in rows]
+    subject_ids = [subject_pks[row.subject_id] for row in rows]
+    touched = sorted(set(subject_ids))
+    states = _status_states(workflow, touched, reference_pks)
+    context = replay.ReplayContext(
+        rule=workflow.retirement_rule,
+        active=workflow.active,
+        answered=_answered_pairs(workflow, touched, set(volunteer_ids)),
+        expert_volunteers=_expert_volunteers(set(volunteer_ids)),
+        reference_subjects=frozenset(reference_pks),
+        now=timezone.now(),
+        export_retirements=retirements,
+    )
+    reasons = replay.replay(rows, volunteer_ids, subject_ids, states, context)
+    writes.classifications_write(
+        _CLASSIFICATION_COLUMNS,
+        (
+            (client_id_for(workflow, row.external_id), volunteer_id, subject_id, workflow.pk,
+             row.answer, row.created_at, row.finished_at, row.user_agent[:300], not reason,
+             str(reason), row.external_id)
+            for row, volunteer_id, subject_id, reason in zip(
+                rows, volunteer_ids, subject_ids, reasons, strict=True
+            )
+        ),
+        on_progress=on_progress,
+    )
+    writes.statuses_update(workflow.pk, {pk: state for pk, state in states.items()
+                                         if state.changed})
+    report.imported += len(rows)
+    for reason in reasons:
+        if reason:
+            report.not_counted[reason] += 1
+        else:
+            report.counted += 1
+
+
+_CLASSIFICATION_COLUMNS = (
+    "client_id", "volunteer_id", "subject_id", "workflow_id", "answer", "created_at",
+    "answered_at", "user_agent", "counted", "not_counted_reason", "external_id",
+)
+
+
+def _status_states(
+    workflow: Workflow, subject_pks: list[int], reference_pks: set[int]
+) -> dict[int, replay.SubjectState]:
+    states = {}
+    for chunk in _chunks(subject_pks):
+        for pk, n_counted, first, unanimous, retired, retired_at in (
+            SubjectWorkflowStatus.objects.filter(workflow=workflow, subject_id__in=chunk)
+            .values_list("subject_id", "n_counted", "first_answer", "unanimous", "retired",
+                         "retired_at")
+        ):
+            states[pk] = replay.SubjectState(
+                rules.RetirementState(n_counted, first, unanimous), retired,
+                is_reference=pk in reference_pks, retired_at=retired_at,
+            )
+    return states
+
+
+def _answered_pairs(
+    workflow: Workflow, subject_pks: list[int], volunteer_pks: set[int]
+) -> set[tuple[int, int]]:
+    """The (volunteer, subject) pairs of the import already classified in the workflow."""
+    pairs = set()
+    for chunk in _chunks(subject_pks):
+        pairs.update(
+            pair for pair in Classification.objects.filter(workflow=workflow,
+                                                           subject_id__in=chunk)
+            .values_list("volunteer_id", "subject_id")
+            if pair[0] in volunteer_pks
+        )
+    return pairs
+
+
+def _expert_volunteers(volunteer_pks: set[int]) -> frozenset[int]:
+    """Those of the volunteers whose user is an expert (`roles.is_expert`)."""
+    found: set[int] = set()
+    for chunk in _chunks(sorted(volunteer_pks)):
+        found.update(
+            Volunteer.objects.filter(pk__in=chunk, user__isnull=False,
+                                     user__groups__expert_team__isnull=False)
+            .values_list("pk", flat=True)
+        )
+    return frozenset(found)
 
 
 def _replay(
@@ -172,7 +315,7 @@ def _replay(
                 workflow_id=workflow.pk,
                 subject_id=subject_pk,
                 answer=row.answer,
-                client_id=client_id_for(row.external_id),
+                client_id=client_id_for(workflow, row.external_id),
                 user_agent=row.user_agent,
                 answered_at=row.finished_at,
                 store_repeats=True,
@@ -203,7 +346,7 @@ def _store_not_counted(
     """A classification that does not count: it changes no retirement state, so it needs no
     lock on the subject's status row."""
     return Classification.objects.create(
-        client_id=client_id_for(row.external_id),
+        client_id=client_id_for(workflow, row.external_id),
         volunteer=volunteer,
         subject_id=subject_pk,
         workflow=workflow,
@@ -372,12 +515,13 @@ def _reference_subject_pks(subject_pks: Iterable[int]) -> set[int]:
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _stored_external_ids(external_ids: list[str]) -> set[str]:
+def _stored_external_ids(workflow: Workflow, external_ids: list[str]) -> set[str]:
+    """Those of `external_ids` the workflow already holds (only it: see the module doc)."""
     stored: set[str] = set()
     for chunk in _chunks(external_ids):
         stored.update(
-            Classification.objects.filter(external_id__in=chunk).values_list("external_id",
-                                                                              flat=True)
+            Classification.objects.filter(workflow=workflow, external_id__in=chunk)
+            .values_list("external_id", flat=True)
         )
     return stored
 

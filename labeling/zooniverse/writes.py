@@ -1,0 +1,128 @@
+"""Bulk writes of the import, in the caller's transaction: ``COPY`` on PostgreSQL, batched
+ORM statements on other databases (SQLite), with the same rows either way.
+
+The columns a ``COPY`` writes are taken from the model: a field added later with a default is
+written with its default instead of breaking the import, and one added without a default is a
+clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
+
+from django.db import connection
+from django.db.models import Model
+
+from labeling.models import Classification, SubjectWorkflowStatus
+from labeling.zooniverse.replay import SubjectState
+
+# Rows per COPY chunk (and per progress step); per ORM batch where COPY is not available.
+COPY_CHUNK = 20_000
+ORM_BATCH = 500
+
+
+def uses_copy() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def classifications_write(
+    columns: Sequence[str],
+    rows: Iterable[tuple],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    copy: bool | None = None,
+) -> None:
+    """Insert classifications, each a tuple of values for `columns` (field attnames), in
+    order: their ids follow it, as the row-by-row import's do."""
+    copy = uses_copy() if copy is None else copy
+    iterator = iter(rows)
+    if not copy:
+        while batch := list(islice(iterator, ORM_BATCH)):
+            Classification.objects.bulk_create(
+                Classification(**dict(zip(columns, row, strict=True))) for row in batch
+            )
+            if on_progress:
+                on_progress(len(batch))
+        return
+    names, defaults = _copy_columns(Classification, columns)
+    statement = (f"COPY {Classification._meta.db_table} ({', '.join(names)}) FROM STDIN")
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as stream:
+        while batch := list(islice(iterator, COPY_CHUNK)):
+            for row in batch:
+                stream.write_row(row + defaults)
+            if on_progress:
+                on_progress(len(batch))
+
+
+def _copy_columns(model: type[Model], given: Sequence[str]) -> tuple[list[str], tuple]:
+    """The column names of `given` and then of every other column, with those others'
+    default values (prepared for the database)."""
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    unknown = [name for name in given if name not in fields]
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field {', '.join(unknown)}")
+    rest = [field for name, field in fields.items()
+            if name not in given and not field.primary_key]
+    missing = [field.attname for field in rest if not field.has_default() and not field.null]
+    if missing:
+        raise ValueError(f"the bulk import does not fill {model.__name__}.{', '.join(missing)}, "
+                         "which has no default")
+    names = [fields[name].column for name in given] + [field.column for field in rest]
+    defaults = tuple(field.get_db_prep_save(field.get_default(), connection) for field in rest)
+    return names, defaults
+
+
+_STATUS_FIELDS = ("n_counted", "first_answer", "unanimous", "retired", "retired_at")
+
+
+def statuses_update(
+    workflow_id: int, states: dict[int, SubjectState], *, copy: bool | None = None
+) -> None:
+    """Set the retirement state of these subjects (by id) in the workflow."""
+    if not states:
+        return
+    copy = uses_copy() if copy is None else copy
+    if not copy:
+        rows = {
+            status.subject_id: status
+            for status in SubjectWorkflowStatus.objects.filter(
+                workflow_id=workflow_id, subject_id__in=list(states)
+            )
+        }
+        for subject_id, state in states.items():
+            _apply(rows[subject_id], state)
+        SubjectWorkflowStatus.objects.bulk_update(rows.values(), _STATUS_FIELDS,
+                                                  batch_size=ORM_BATCH)
+        return
+    subject_ids = list(states)
+    values = [subject_ids, *map(list, zip(*map(_values, states.values()), strict=True))]
+    table = SubjectWorkflowStatus._meta.db_table
+    # One statement for them all: the new values arrive as arrays, unnested side by side.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} AS status SET
+                n_counted = new.n_counted, first_answer = new.first_answer,
+                unanimous = new.unanimous, retired = new.retired, retired_at = new.retired_at
+            FROM unnest(%s::bigint[], %s::integer[], %s::varchar[], %s::boolean[],
+                        %s::boolean[], %s::timestamptz[])
+                AS new(subject_id, n_counted, first_answer, unanimous, retired, retired_at)
+            WHERE status.workflow_id = %s AND status.subject_id = new.subject_id
+            """,
+            [*values, workflow_id],
+        )
+
+
+def _values(state: SubjectState) -> tuple:
+    """The values of `_STATUS_FIELDS`, in that order."""
+    retirement = state.retirement
+    return (retirement.n_counted, retirement.first_answer, retirement.unanimous, state.retired,
+            state.retired_at)
+
+
+def _apply(status: SubjectWorkflowStatus, state: SubjectState) -> None:
+    status.n_counted = state.retirement.n_counted
+    status.first_answer = state.retirement.first_answer
+    status.unanimous = state.retirement.unanimous
+    status.retired, status.retired_at = state.retired, state.retired_at
