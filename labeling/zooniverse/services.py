@@ -40,6 +40,7 @@ Neither path touches the live aggregation state: after the import commits, the
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -47,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from labeling import rules, services
@@ -82,7 +83,8 @@ BULK, ROW_BY_ROW = "bulk", "row-by-row"
 METHODS = (BULK, ROW_BY_ROW)
 RULE, EXPORT = "rule", "export"
 RETIREMENTS = (RULE, EXPORT)
-_CHUNK = 500
+# Ids per `IN (...)` lookup where the database sets no lower limit (SQLite's is 999).
+_CHUNK = 20_000
 
 T = TypeVar("T")
 
@@ -221,7 +223,8 @@ def _bulk_apply(
         export_retirements=retirements,
     )
     reasons = replay.replay(rows, volunteer_ids, subject_ids, states, context)
-    writes.classifications_write(
+    writes.rows_write(
+        Classification,
         _CLASSIFICATION_COLUMNS,
         (
             (client_id_for(workflow, row.external_id), volunteer_id, subject_id, workflow.pk,
@@ -380,12 +383,15 @@ def _subjects_ensure(
             Subject.objects.filter(project_id=workflow.project_id, external_id__in=chunk)
             .values_list("external_id", "pk")
         )
-    fresh = [
-        _new_subject(subject, subject_set, source)
-        for external_id, subject in by_external.items()
-        if external_id not in existing
-    ]
-    Subject.objects.bulk_create(fresh, batch_size=_CHUNK)
+    fresh = [subject for external_id, subject in by_external.items()
+             if external_id not in existing]
+    now = timezone.now()
+    writes.rows_write(Subject, _SUBJECT_COLUMNS, (
+        (workflow.project_id, subject_set.pk, subject.external_id, subject.origin[:40],
+         subject.snr, subject.psf_flux, subject.psf_flux_err, subject.ra, subject.dec,
+         subject.band[:8], subject.reliability, subject.metadata, 0, [], source[:500], now)
+        for subject in fresh
+    ))
     report.subjects_created = len(fresh)
     for chunk in _chunks([subject.external_id for subject in fresh]):
         existing.update(
@@ -394,31 +400,28 @@ def _subjects_ensure(
         )
     fresh_pks = {existing[subject.external_id] for subject in fresh}
     set_workflows = set(subject_set.workflows.values_list("pk", flat=True)) | {workflow.pk}
-    pairs = {(workflow.pk, pk) for pk in existing.values()}
+    pairs = {(workflow.pk, pk) for pk in existing.values() if pk not in fresh_pks}
+    for chunk in _chunks(sorted(pairs)):
+        pairs.difference_update(
+            SubjectWorkflowStatus.objects.filter(
+                workflow=workflow, subject_id__in=[pk for _, pk in chunk]
+            ).values_list("workflow_id", "subject_id")
+        )
     pairs |= {(workflow_pk, pk) for workflow_pk in set_workflows for pk in fresh_pks}
-    services.statuses_create(sorted(pairs))
+    # As `services.statuses_create` makes them; none of these pairs has a status yet.
+    writes.rows_write(SubjectWorkflowStatus, ("workflow_id", "subject_id", "random_key"), (
+        (workflow_pk, pk, random.random()) for workflow_pk, pk in sorted(pairs)
+    ))
     return {subject_id: existing[subject.external_id] for subject_id, subject in
             subjects.items()}
 
 
-def _new_subject(subject: ExportSubject, subject_set: SubjectSet, source: str) -> Subject:
-    return Subject(
-        project_id=subject_set.project_id,
-        subject_set=subject_set,
-        external_id=subject.external_id,
-        origin=subject.origin[:40],
-        snr=subject.snr,
-        psf_flux=subject.psf_flux,
-        psf_flux_err=subject.psf_flux_err,
-        ra=subject.ra,
-        dec=subject.dec,
-        band=subject.band[:8],
-        reliability=subject.reliability,
-        metadata=subject.metadata,
-        stamp_size=0,
-        original_shapes=[],
-        source=source[:500],
-    )
+# New subjects have no stamps: aggregated, never served.
+_SUBJECT_COLUMNS = (
+    "project_id", "subject_set_id", "external_id", "origin", "snr", "psf_flux", "psf_flux_err",
+    "ra", "dec", "band", "reliability", "metadata", "stamp_size", "original_shapes", "source",
+    "created_at",
+)
 
 
 def _retired_count(workflow: Workflow, subject_pks: Iterable[int]) -> int:
@@ -435,19 +438,25 @@ def _retired_count(workflow: Workflow, subject_pks: Iterable[int]) -> int:
 
 def _volunteers_ensure(names: dict[str, bool], report: ImportReport) -> dict[str, Volunteer]:
     """{external name: Volunteer} for every name; `names` maps each to whether anonymous."""
-    volunteers: dict[str, Volunteer] = {}
+    volunteers = _volunteers_named(names)
+    fresh = [name for name in names if name not in volunteers]
+    # As `services.volunteer_for_external_name` makes them, all at once.
+    Volunteer.objects.bulk_create((Volunteer(external_name=name) for name in fresh),
+                                  batch_size=writes.ORM_BATCH, ignore_conflicts=True)
+    volunteers.update(_volunteers_named(fresh))
+    report.volunteers_created += len(fresh)
+    report.anonymous_volunteers_created += sum(names[name] for name in fresh)
+    return volunteers
+
+
+def _volunteers_named(names: Iterable[str]) -> dict[str, Volunteer]:
+    found: dict[str, Volunteer] = {}
     for chunk in _chunks(list(names)):
-        volunteers.update(
+        found.update(
             (volunteer.external_name, volunteer)
             for volunteer in Volunteer.objects.filter(external_name__in=chunk)
         )
-    for name, anonymous in names.items():
-        if name in volunteers:
-            continue
-        volunteers[name] = services.volunteer_for_external_name(name)
-        report.volunteers_created += 1
-        report.anonymous_volunteers_created += anonymous
-    return volunteers
+    return found
 
 
 # --- gold standard -------------------------------------------------------------------------
@@ -516,16 +525,20 @@ def _reference_subject_pks(subject_pks: Iterable[int]) -> set[int]:
 
 
 def _stored_external_ids(workflow: Workflow, external_ids: list[str]) -> set[str]:
-    """Those of `external_ids` the workflow already holds (only it: see the module doc)."""
-    stored: set[str] = set()
-    for chunk in _chunks(external_ids):
-        stored.update(
-            Classification.objects.filter(workflow=workflow, external_id__in=chunk)
-            .values_list("external_id", flat=True)
-        )
-    return stored
+    """Those of `external_ids` the workflow already holds (only it: see the module doc).
+
+    One read of all the workflow's external ids: for a large export that is far cheaper
+    than looking its ids up a chunk at a time."""
+    wanted = set(external_ids)
+    return {
+        external_id for external_id in Classification.objects.filter(workflow=workflow)
+        .exclude(external_id="").values_list("external_id", flat=True).iterator(chunk_size=20_000)
+        if external_id in wanted
+    }
 
 
-def _chunks(items: list[T], size: int = _CHUNK) -> Iterator[list[T]]:
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    limit = connection.features.max_query_params
+    size = min(_CHUNK, limit - 10) if limit else _CHUNK  # room for the query's other values
     for start in range(0, len(items), size):
         yield items[start:start + size]

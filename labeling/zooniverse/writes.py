@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 
-from labeling.models import Classification, SubjectWorkflowStatus
+from labeling.models import SubjectWorkflowStatus
 from labeling.zooniverse.replay import SubjectState
 
 # Rows per COPY chunk (and per progress step); per ORM batch where COPY is not available.
@@ -26,49 +26,66 @@ def uses_copy() -> bool:
     return connection.vendor == "postgresql"
 
 
-def classifications_write(
+def rows_write(
+    model: type[Model],
     columns: Sequence[str],
     rows: Iterable[tuple],
     *,
     on_progress: Callable[[int], None] | None = None,
     copy: bool | None = None,
 ) -> None:
-    """Insert classifications, each a tuple of values for `columns` (field attnames), in
-    order: their ids follow it, as the row-by-row import's do."""
+    """Insert rows of `model`, each a tuple of Python values for `columns` (field attnames),
+    in order: serial ids follow it, as one-by-one inserts' would. Other fields get their
+    defaults."""
     copy = uses_copy() if copy is None else copy
     iterator = iter(rows)
     if not copy:
         while batch := list(islice(iterator, ORM_BATCH)):
-            Classification.objects.bulk_create(
-                Classification(**dict(zip(columns, row, strict=True))) for row in batch
+            model.objects.bulk_create(
+                model(**dict(zip(columns, row, strict=True))) for row in batch
             )
             if on_progress:
                 on_progress(len(batch))
         return
-    names, defaults = _copy_columns(Classification, columns)
-    statement = (f"COPY {Classification._meta.db_table} ({', '.join(names)}) FROM STDIN")
+    names, defaults = _copy_columns(model, columns)
+    # JSON values go through their field (psycopg's Jsonb); the rest COPY as they are.
+    prepared = [(index, field) for index, field in enumerate(_fields(model, columns))
+                if field.get_internal_type() == "JSONField"]
+    statement = f"COPY {model._meta.db_table} ({', '.join(names)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as stream:
         while batch := list(islice(iterator, COPY_CHUNK)):
             for row in batch:
+                if prepared:
+                    row = list(row)
+                    for index, field in prepared:
+                        row[index] = field.get_db_prep_save(row[index], connection)
+                    row = tuple(row)
                 stream.write_row(row + defaults)
             if on_progress:
                 on_progress(len(batch))
 
 
+def _fields(model: type[Model], columns: Sequence[str]) -> list[Field]:
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    unknown = [name for name in columns if name not in fields]
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field {', '.join(unknown)}")
+    return [fields[name] for name in columns]
+
+
 def _copy_columns(model: type[Model], given: Sequence[str]) -> tuple[list[str], tuple]:
     """The column names of `given` and then of every other column, with those others'
     default values (prepared for the database)."""
-    fields = {field.attname: field for field in model._meta.concrete_fields}
-    unknown = [name for name in given if name not in fields]
-    if unknown:
-        raise ValueError(f"{model.__name__} has no field {', '.join(unknown)}")
-    rest = [field for name, field in fields.items()
-            if name not in given and not field.primary_key]
-    missing = [field.attname for field in rest if not field.has_default() and not field.null]
+    rest = [field for field in model._meta.concrete_fields
+            if field.attname not in given and not field.primary_key]
+    # Django itself writes "" into a text field without a default; others must have one.
+    missing = [field.attname for field in rest if not field.has_default() and not field.null
+               and not field.empty_strings_allowed]
     if missing:
         raise ValueError(f"the bulk import does not fill {model.__name__}.{', '.join(missing)}, "
                          "which has no default")
-    names = [fields[name].column for name in given] + [field.column for field in rest]
+    names = [connection.ops.quote_name(field.column) for field in _fields(model, given)]
+    names += [connection.ops.quote_name(field.column) for field in rest]
     defaults = tuple(field.get_db_prep_save(field.get_default(), connection) for field in rest)
     return names, defaults
 
