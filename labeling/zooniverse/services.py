@@ -23,9 +23,9 @@ says ``seen_before``, as ``repeat``, because the earlier answer may lie outside 
 
 Two ways to apply them, with the same result (a property test holds them to it):
 
-- ``BULK`` (the default): the rule runs in memory over every row (`replay`), then the rows
-  are written with ``COPY`` on PostgreSQL (``bulk_create`` elsewhere) and the statuses that
-  changed are updated in one statement per chunk.
+- ``BULK`` (the default): the rule runs in memory over every row (`labeling.bulk`), then
+  the rows are written with ``COPY`` on PostgreSQL (``bulk_create`` elsewhere) and the
+  statuses that changed are updated in one statement.
 - ``ROW_BY_ROW``: each row through the classification service, as a live answer would go.
 
 Retirement: by default our rule is replayed. With ``retirement=EXPORT`` each subject's
@@ -43,15 +43,15 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from labeling import rules, services
+from labeling import services
+from labeling.bulk import BulkAnswers, chunks, writes
 from labeling.errors import InvalidInput, LabelingError
 from labeling.models import (
     Classification,
@@ -64,7 +64,6 @@ from labeling.models import (
     Volunteer,
     Workflow,
 )
-from labeling.zooniverse import replay, writes
 from labeling.zooniverse.parse import (
     ExportClassification,
     ExportSubject,
@@ -83,10 +82,6 @@ BULK, ROW_BY_ROW = "bulk", "row-by-row"
 METHODS = (BULK, ROW_BY_ROW)
 RULE, EXPORT = "rule", "export"
 RETIREMENTS = (RULE, EXPORT)
-# Ids per `IN (...)` lookup where the database sets no lower limit (SQLite's is 999).
-_CHUNK = 20_000
-
-T = TypeVar("T")
 
 
 def client_id_for(workflow: Workflow, external_id: str) -> uuid.UUID:
@@ -211,18 +206,9 @@ def _bulk_apply(
     """Decide every row in memory with the retirement rule, then write them all at once."""
     volunteer_ids = [volunteers[row.volunteer_name].pk for row in rows]
     subject_ids = [subject_pks[row.subject_id] for row in rows]
-    touched = sorted(set(subject_ids))
-    states = _status_states(workflow, touched, reference_pks)
-    context = replay.ReplayContext(
-        rule=workflow.retirement_rule,
-        active=workflow.active,
-        answered=_answered_pairs(workflow, touched, set(volunteer_ids)),
-        expert_volunteers=_expert_volunteers(set(volunteer_ids)),
-        reference_subjects=frozenset(reference_pks),
-        now=timezone.now(),
-        export_retirements=retirements,
-    )
-    reasons = replay.replay(rows, volunteer_ids, subject_ids, states, context)
+    answers = BulkAnswers(workflow, subject_ids, volunteer_ids, reference_subjects=reference_pks,
+                          export_retirements=retirements)
+    reasons = answers.decide(rows, volunteer_ids, subject_ids)
     writes.rows_write(
         Classification,
         _CLASSIFICATION_COLUMNS,
@@ -236,8 +222,7 @@ def _bulk_apply(
         ),
         on_progress=on_progress,
     )
-    writes.statuses_update(workflow.pk, {pk: state for pk, state in states.items()
-                                         if state.changed})
+    answers.statuses_write()
     report.imported += len(rows)
     for reason in reasons:
         if reason:
@@ -250,50 +235,6 @@ _CLASSIFICATION_COLUMNS = (
     "client_id", "volunteer_id", "subject_id", "workflow_id", "answer", "created_at",
     "answered_at", "user_agent", "counted", "not_counted_reason", "external_id",
 )
-
-
-def _status_states(
-    workflow: Workflow, subject_pks: list[int], reference_pks: set[int]
-) -> dict[int, replay.SubjectState]:
-    states = {}
-    for chunk in _chunks(subject_pks):
-        for pk, n_counted, first, unanimous, retired, retired_at in (
-            SubjectWorkflowStatus.objects.filter(workflow=workflow, subject_id__in=chunk)
-            .values_list("subject_id", "n_counted", "first_answer", "unanimous", "retired",
-                         "retired_at")
-        ):
-            states[pk] = replay.SubjectState(
-                rules.RetirementState(n_counted, first, unanimous), retired,
-                is_reference=pk in reference_pks, retired_at=retired_at,
-            )
-    return states
-
-
-def _answered_pairs(
-    workflow: Workflow, subject_pks: list[int], volunteer_pks: set[int]
-) -> set[tuple[int, int]]:
-    """The (volunteer, subject) pairs of the import already classified in the workflow."""
-    pairs = set()
-    for chunk in _chunks(subject_pks):
-        pairs.update(
-            pair for pair in Classification.objects.filter(workflow=workflow,
-                                                           subject_id__in=chunk)
-            .values_list("volunteer_id", "subject_id")
-            if pair[0] in volunteer_pks
-        )
-    return pairs
-
-
-def _expert_volunteers(volunteer_pks: set[int]) -> frozenset[int]:
-    """Those of the volunteers whose user is an expert (`roles.is_expert`)."""
-    found: set[int] = set()
-    for chunk in _chunks(sorted(volunteer_pks)):
-        found.update(
-            Volunteer.objects.filter(pk__in=chunk, user__isnull=False,
-                                     user__groups__expert_team__isnull=False)
-            .values_list("pk", flat=True)
-        )
-    return frozenset(found)
 
 
 def _replay(
@@ -378,7 +319,7 @@ def _subjects_ensure(
     as an ingest gives them)."""
     by_external = {subject.external_id: subject for subject in subjects.values()}
     existing: dict[str, int] = {}
-    for chunk in _chunks(list(by_external)):
+    for chunk in chunks(list(by_external)):
         existing.update(
             Subject.objects.filter(project_id=workflow.project_id, external_id__in=chunk)
             .values_list("external_id", "pk")
@@ -393,7 +334,7 @@ def _subjects_ensure(
         for subject in fresh
     ))
     report.subjects_created = len(fresh)
-    for chunk in _chunks([subject.external_id for subject in fresh]):
+    for chunk in chunks([subject.external_id for subject in fresh]):
         existing.update(
             Subject.objects.filter(project_id=workflow.project_id, external_id__in=chunk)
             .values_list("external_id", "pk")
@@ -401,7 +342,7 @@ def _subjects_ensure(
     fresh_pks = {existing[subject.external_id] for subject in fresh}
     set_workflows = set(subject_set.workflows.values_list("pk", flat=True)) | {workflow.pk}
     pairs = {(workflow.pk, pk) for pk in existing.values() if pk not in fresh_pks}
-    for chunk in _chunks(sorted(pairs)):
+    for chunk in chunks(sorted(pairs)):
         pairs.difference_update(
             SubjectWorkflowStatus.objects.filter(
                 workflow=workflow, subject_id__in=[pk for _, pk in chunk]
@@ -429,7 +370,7 @@ def _retired_count(workflow: Workflow, subject_pks: Iterable[int]) -> int:
         SubjectWorkflowStatus.objects.filter(
             workflow=workflow, subject_id__in=chunk, retired=True
         ).count()
-        for chunk in _chunks(list(subject_pks))
+        for chunk in chunks(list(subject_pks))
     )
 
 
@@ -451,7 +392,7 @@ def _volunteers_ensure(names: dict[str, bool], report: ImportReport) -> dict[str
 
 def _volunteers_named(names: Iterable[str]) -> dict[str, Volunteer]:
     found: dict[str, Volunteer] = {}
-    for chunk in _chunks(list(names)):
+    for chunk in chunks(list(names)):
         found.update(
             (volunteer.external_name, volunteer)
             for volunteer in Volunteer.objects.filter(external_name__in=chunk)
@@ -494,7 +435,7 @@ def _gold_labels_write(
         reference_set = services.reference_set_get_or_create(name=set_name, team=team)
     pairs = [(subject_pks[subject_id], label) for subject_id, label in found.labels.items()]
     stored: dict[int, str] = {}
-    for chunk in _chunks([pk for pk, _ in pairs]):
+    for chunk in chunks([pk for pk, _ in pairs]):
         stored.update(
             ReferenceLabel.objects.filter(reference_set=reference_set, subject_id__in=chunk)
             .values_list("subject_id", "label")
@@ -512,7 +453,7 @@ def _gold_labels_write(
 
 def _reference_subject_pks(subject_pks: Iterable[int]) -> set[int]:
     found: set[int] = set()
-    for chunk in _chunks(list(subject_pks)):
+    for chunk in chunks(list(subject_pks)):
         found.update(
             ReferenceLabel.objects.counted()
             .filter(subject_id__in=chunk)
@@ -535,10 +476,3 @@ def _stored_external_ids(workflow: Workflow, external_ids: list[str]) -> set[str
         .exclude(external_id="").values_list("external_id", flat=True).iterator(chunk_size=20_000)
         if external_id in wanted
     }
-
-
-def _chunks(items: list[T]) -> Iterator[list[T]]:
-    limit = connection.features.max_query_params
-    size = min(_CHUNK, limit - 10) if limit else _CHUNK  # room for the query's other values
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

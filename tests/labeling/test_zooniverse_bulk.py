@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from aggregation import services as aggregation_services
 from aggregation.models import AggregationRun
 from labeling import services
+from labeling.bulk import writes as bulk_writes
 from labeling.models import Classification, NotCounted, SubjectWorkflowStatus, Volunteer
 from labeling.zooniverse import parse
 from labeling.zooniverse import services as zservices
-from labeling.zooniverse import writes as zwrites
 from labeling.zooniverse.signals import classifications_imported
 from tests.fixtures import zooniverse as zoo
 
@@ -269,13 +269,13 @@ def test_bulk_and_row_by_row_imports_store_the_same(
     """An earlier export (a prefix of the rows), then the whole one, into two workflows of one
     project: by the bulk path into one, row by row into the other. Same rows, flags, order,
     statuses and counts. On PostgreSQL, `copy` picks COPY or the ORM path of the bulk writes."""
-    if copy and not zwrites.uses_copy():
+    if copy and not bulk_writes.uses_copy():
         pytest.skip("COPY needs PostgreSQL")
     with ExitStack() as stack:
         stack.enter_context(transaction.atomic())
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         if not copy:
-            stack.enter_context(mock.patch.object(zwrites, "uses_copy", return_value=False))
+            stack.enter_context(mock.patch.object(bulk_writes, "uses_copy", return_value=False))
         bulk, one_by_one = (
             services.workflow_create(slug=slug, project_name="Equivalence",
                                      retire_agree=agree, retire_max=agree + extra)

@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from labeling import selectors, services
+from labeling.bulk import writes as bulk_writes
 from labeling.models import (
     Classification,
     ExpertTeam,
@@ -19,7 +20,6 @@ from labeling.models import (
     Volunteer,
 )
 from labeling.zooniverse import services as zservices
-from labeling.zooniverse import writes as zwrites
 from tests.conftest import add_subjects
 from tests.fixtures import zooniverse as zoo
 
@@ -219,7 +219,7 @@ def test_a_crash_part_way_leaves_nothing(workflow, export, monkeypatch):
         assert Classification.objects.count() == 12
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(zwrites, "statuses_update", failing)
+    monkeypatch.setattr(bulk_writes, "statuses_update", failing)
     with pytest.raises(RuntimeError, match="went away"):
         run(export)
     assert snapshot() == before

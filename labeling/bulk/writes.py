@@ -1,4 +1,4 @@
-"""Bulk writes of the import, in the caller's transaction: ``COPY`` on PostgreSQL, batched
+"""Bulk writes, in the caller's transaction: ``COPY`` on PostgreSQL, batched
 ORM statements on other databases (SQLite), with the same rows either way.
 
 The columns a ``COPY`` writes are taken from the model: a field added later with a default is
@@ -14,8 +14,8 @@ from itertools import islice
 from django.db import connection
 from django.db.models import Field, Model
 
+from labeling.bulk.replay import SubjectState
 from labeling.models import SubjectWorkflowStatus
-from labeling.zooniverse.replay import SubjectState
 
 # Rows per COPY chunk (and per progress step); per ORM batch where COPY is not available.
 COPY_CHUNK = 20_000
@@ -82,7 +82,7 @@ def _copy_columns(model: type[Model], given: Sequence[str]) -> tuple[list[str], 
     missing = [field.attname for field in rest if not field.has_default() and not field.null
                and not field.empty_strings_allowed]
     if missing:
-        raise ValueError(f"the bulk import does not fill {model.__name__}.{', '.join(missing)}, "
+        raise ValueError(f"the bulk writes do not fill {model.__name__}.{', '.join(missing)}, "
                          "which has no default")
     names = [connection.ops.quote_name(field.column) for field in _fields(model, given)]
     names += [connection.ops.quote_name(field.column) for field in rest]

@@ -1,10 +1,11 @@
-"""The retirement rule over a whole export at once, in memory, for the bulk import.
+"""The retirement rule over many answers at once, in memory.
 
-It decides for every row what `labeling.services.classification_create` (and the import's
-own two cases before it, see `labeling.zooniverse.services`) decides for one answer, in the
-same order, with the same rule (`labeling.rules.advance`), so that the rows and flags the bulk
-import stores are those of a row-by-row replay. The property test in
-tests/labeling/test_zooniverse_bulk.py holds the two paths to that.
+It decides for every answer what `labeling.services.classification_create` decides for one
+(with, first, the two cases an import knows from its file: see `labeling.zooniverse.services`),
+in the same order, with the same rule (`labeling.rules.advance`), so that the rows and flags
+stored in bulk are those of answers sent one by one. Property tests hold the two paths to that
+(tests/labeling/test_zooniverse_bulk.py for imports, tests/simulation/test_volunteers.py for
+the simulator).
 
 Subjects and volunteers are database ids here; nothing is read or written.
 """
@@ -14,10 +15,31 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from labeling import rules
 from labeling.models import NotCounted
-from labeling.zooniverse.parse import ExportClassification
+
+
+class Answer(Protocol):
+    """What the replay reads of an answer (an export row is one)."""
+
+    answer: str
+    created_at: datetime
+    # The source says an expert gave it (an export's `expert` column).
+    expert: bool
+    # The source says the volunteer had seen the subject before (Zooniverse's seen_before).
+    seen_before: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewAnswer:
+    """An answer from nowhere but the caller (the simulator): no expert or repeat flag."""
+
+    answer: str
+    created_at: datetime
+    expert: bool = False
+    seen_before: bool = False
 
 
 @dataclass
@@ -52,7 +74,7 @@ class ReplayContext:
 
 
 def replay(
-    rows: Sequence[ExportClassification],
+    rows: Sequence[Answer],
     volunteer_ids: Sequence[int],
     subject_ids: Sequence[int],
     states: dict[int, SubjectState],
@@ -90,7 +112,7 @@ def replay(
 
 
 def _service_reason(
-    row: ExportClassification, volunteer: int, pair: tuple[int, int], state: SubjectState,
+    row: Answer, volunteer: int, pair: tuple[int, int], state: SubjectState,
     context: ReplayContext,
 ) -> str:
     """`classification_create`'s reason, in its order of checks."""
@@ -106,7 +128,7 @@ def _service_reason(
 
 
 def _after_export_retirement(
-    row: ExportClassification, subject: int, context: ReplayContext
+    row: Answer, subject: int, context: ReplayContext
 ) -> bool:
     if context.export_retirements is None:
         return False
