@@ -76,7 +76,7 @@ evaluate: $(VENV)/.bench
 	$(EVAL_ENV) $(PY) manage.py migrate --noinput >/dev/null
 	$(EVAL_ENV) $(PY) manage.py create_workflow evaluation
 	$(EVAL_ENV) $(PY) manage.py simulate subjects --workflow evaluation --n $(EVAL_SUBJECTS) --seed 1
-	$(EVAL_ENV) $(PY) manage.py simulate volunteers --workflow evaluation --n $(EVAL_VOLUNTEERS) --seed 1
+	$(EVAL_ENV) $(PY) manage.py simulate volunteers --workflow evaluation --n $(EVAL_VOLUNTEERS) --seed 1 --bulk
 	$(EVAL_ENV) $(PY) manage.py aggregate --workflow evaluation --reference-sets sim-experts --mode batch --compare
 	$(EVAL_ENV) $(PY) manage.py aggregate --workflow evaluation --reference-sets sim-experts --mode online
 	$(EVAL_ENV) $(PY) manage.py aggregate --workflow evaluation --reference-sets sim-experts --mode em
