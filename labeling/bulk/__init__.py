@@ -46,6 +46,7 @@ class BulkAnswers:
         self.workflow_id = workflow.pk
         references = frozenset(reference_subjects)
         self.states = _status_states(workflow, subjects, references)
+        self._retired_before = {pk for pk, state in self.states.items() if state.retired}
         self.context = replay.ReplayContext(
             rule=workflow.retirement_rule,
             active=workflow.active,
@@ -65,6 +66,11 @@ class BulkAnswers:
 
     def retired(self, subject_id: int) -> bool:
         return self.states[subject_id].retired
+
+    def newly_retired(self) -> int:
+        """How many of the subjects `decide` has retired."""
+        return sum(state.retired and pk not in self._retired_before
+                   for pk, state in self.states.items())
 
     def statuses_write(self) -> None:
         """Store the statuses changed since the last call."""

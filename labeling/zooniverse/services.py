@@ -169,7 +169,6 @@ def zooniverse_import(
         reference_pks = _reference_subject_pks(subject_pks.values())
         volunteers = _volunteers_ensure({row.volunteer_name: row.anonymous for row in todo},
                                         report)
-        retired_before = _retired_count(workflow, subject_pks.values())
         if method == BULK:
             retirements = None
             if retirement == EXPORT:
@@ -178,12 +177,14 @@ def zooniverse_import(
             _bulk_apply(todo, workflow, volunteers, subject_pks, reference_pks, retirements,
                         report, on_progress)
         else:
+            retired_before = _retired_count(workflow, subject_pks.values())
             for row in todo:
                 _replay(row, workflow, volunteers[row.volunteer_name],
                         subject_pks[row.subject_id], reference_pks, report)
                 if on_progress:
                     on_progress(1)
-        report.subjects_retired = _retired_count(workflow, subject_pks.values()) - retired_before
+            report.subjects_retired = (_retired_count(workflow, subject_pks.values())
+                                       - retired_before)
         if report.imported:
             workflow_pk = workflow.pk
             transaction.on_commit(lambda: classifications_imported.send(
@@ -223,6 +224,7 @@ def _bulk_apply(
         on_progress=on_progress,
     )
     answers.statuses_write()
+    report.subjects_retired = answers.newly_retired()
     report.imported += len(rows)
     for reason in reasons:
         if reason:
