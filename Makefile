@@ -2,6 +2,7 @@
 # Both create the virtualenv and install what they need on first use.
 PYTHON ?= python3.11
 VENV := .venv
+PANOPTES_VENV := .venv-panoptes
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -47,8 +48,15 @@ e2e-deps: $(CHROMIUM) node_modules/.package-lock.json
 test: lint e2e-deps
 	$(PY) -m pytest
 
-bench: $(VENV)/.bench
+bench: $(VENV)/.bench $(PANOPTES_VENV)/.installed
 	$(PY) -m bench
+
+# panoptes-aggregation pins an older numpy than the platform's: a virtualenv of its own, which
+# bench/zooniverse.py runs as a separate command.
+$(PANOPTES_VENV)/.installed: requirements-panoptes.txt
+	test -x $(PANOPTES_VENV)/bin/python || $(PYTHON) -m venv $(PANOPTES_VENV)
+	$(PANOPTES_VENV)/bin/python -m pip install --quiet -r requirements-panoptes.txt
+	touch $@
 
 # crowd-kit is only for comparisons (the SWAP benchmark, `make evaluate`), never for the platform.
 $(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
@@ -68,7 +76,7 @@ evaluate: $(VENV)/.bench
 	$(EVAL_ENV) $(PY) manage.py migrate --noinput >/dev/null
 	$(EVAL_ENV) $(PY) manage.py create_workflow evaluation
 	$(EVAL_ENV) $(PY) manage.py simulate subjects --workflow evaluation --n $(EVAL_SUBJECTS) --seed 1
-	$(EVAL_ENV) $(PY) manage.py simulate volunteers --workflow evaluation --n $(EVAL_VOLUNTEERS) --seed 1
+	$(EVAL_ENV) $(PY) manage.py simulate volunteers --workflow evaluation --n $(EVAL_VOLUNTEERS) --seed 1 --bulk
 	$(EVAL_ENV) $(PY) manage.py aggregate --workflow evaluation --reference-sets sim-experts --mode batch --compare
 	$(EVAL_ENV) $(PY) manage.py aggregate --workflow evaluation --reference-sets sim-experts --mode online
 	$(EVAL_ENV) $(PY) manage.py aggregate --workflow evaluation --reference-sets sim-experts --mode em

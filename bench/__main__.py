@@ -10,9 +10,12 @@
 5. SWAP aggregation on simulated classifications (`bench.swap`), no database.
 6. The real/bogus CNN on the CPU: inference, scoring and training-epoch throughput against
    the matmul rate (`bench.training`), no database.
+7. A Zooniverse export imported and aggregated, and side by side with panoptes-aggregation's
+   extract and reduce on one file (`bench.zooniverse`).
 
-`python -m bench swap` (or `web`, `aggregation`, `labelsets`, `training`) runs only those:
-`web` is 1 and 2, `aggregation` is 3, `labelsets` is 4, `swap` is 5, `training` is 6.
+`python -m bench swap` (or `web`, `aggregation`, `labelsets`, `training`, `zooniverse`) runs
+only those: `web` is 1 and 2, `aggregation` is 3, `labelsets` is 4, `swap` is 5, `training` is
+6, `zooniverse` is 7.
 
 Figures go to stdout as `name: value` lines and to bench/results/latest.json (a run of only
 some benchmarks writes latest-<names>.json instead, leaving the full run's file alone);
@@ -29,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from bench import aggregation_db, classify, labelsets, rubin, swap, training
+from bench import aggregation_db, classify, labelsets, rubin, swap, training, zooniverse
 from bench.database import (
     DEFAULT_URL,
     bench_database_url,
@@ -40,8 +43,8 @@ from bench.database import (
 from bench.results import RESULTS_DIR, BenchError, Results, log
 
 # What `python -m bench NAME ...` can pick, in the order a full run goes.
-BENCHMARKS = ("web", "aggregation", "labelsets", "swap", "training")
-DATABASE_BENCHMARKS = {"web", "aggregation", "labelsets"}
+BENCHMARKS = ("web", "aggregation", "labelsets", "swap", "training", "zooniverse")
+DATABASE_BENCHMARKS = {"web", "aggregation", "labelsets", "zooniverse"}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -66,6 +69,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--aggregation-scale", type=float, default=1.0,
                         help="fraction of the 10-million-classification aggregation run "
                         "(default 1)")
+    parser.add_argument("--zooniverse-rows", type=int, default=zooniverse.FULL_ROWS,
+                        help="rows of the Zooniverse export imported and aggregated "
+                        f"(default {zooniverse.FULL_ROWS})")
+    parser.add_argument("--zooniverse-compare-rows", type=int, default=zooniverse.COMPARE_ROWS,
+                        help="rows of the export both sides run on, ours and "
+                        f"panoptes-aggregation's (default {zooniverse.COMPARE_ROWS})")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
     if unknown:
@@ -109,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
                 aggregation_db.run(results, url, scale=args.aggregation_scale)
             if "labelsets" in selected:
                 labelsets.run(results, url, media_root)
+            if "zooniverse" in selected:
+                zooniverse.run(results, rows=args.zooniverse_rows,
+                               compare_rows=args.zooniverse_compare_rows,
+                               panoptes=zooniverse.panoptes_cli())
         if "swap" in selected:
             swap.run(results)
         if "training" in selected:

@@ -270,9 +270,10 @@ class Classification(models.Model):
                 | models.Q(counted=False) & ~models.Q(not_counted_reason=""),
                 name="classification_reason_iff_not_counted",
             ),
+            # Once per workflow: one Zooniverse export may be imported into several workflows.
             models.UniqueConstraint(
-                fields=["external_id"], condition=~models.Q(external_id=""),
-                name="classification_external_id_once",
+                fields=["workflow", "external_id"], condition=~models.Q(external_id=""),
+                name="classification_external_id_per_workflow",
             ),
         ]
 

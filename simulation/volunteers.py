@@ -58,7 +58,8 @@ adds more volunteers. `answer` takes the caller's generator.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,3 +191,74 @@ def answer(population: Population, volunteer, truth_is_real, snr,
     p = p_says_real(population, volunteer, truth_is_real, snr)
     says_real = rng.random(p.shape) < p
     return bool(says_real) if says_real.ndim == 0 else says_real
+
+
+class Serving:
+    """What `labeling.selectors.subject_queue` serves, kept in memory for a bulk simulation.
+
+    The same rules: never a subject the volunteer has seen or a retired one; reference (gold)
+    subjects mixed in at `gold_rate` of the volunteer's count (one draw per slot, as the
+    selector draws); the rest random among the open science subjects; the queue shuffled;
+    finished when no science subject is left for the volunteer. One simplification: the
+    selector takes a run of subjects in random-key order from a random start, highest priority
+    first, where this draws uniformly; simulated subjects all have one priority, and both are
+    uniform over subjects. Volunteers are indices; subjects are ids.
+    """
+
+    # Random picks tried before the unseen subjects are listed outright.
+    _TRIES = 64
+
+    def __init__(self, science: Iterable[int], reference: Iterable[int],
+                 rng: random.Random, *, gold_rate: Callable[[int], float]) -> None:
+        self._open: list[int] = sorted(science)
+        self._where = {subject: k for k, subject in enumerate(self._open)}
+        self._reference = sorted(reference)
+        self._rng = rng
+        self._gold_rate = gold_rate
+        self.seen: dict[int, set[int]] = {}
+        self.n_classified: dict[int, int] = {}
+
+    @property
+    def n_open(self) -> int:
+        return len(self._open)
+
+    def answered(self, volunteer: int, subject: int) -> None:
+        self.seen.setdefault(volunteer, set()).add(subject)
+        self.n_classified[volunteer] = self.n_classified.get(volunteer, 0) + 1
+
+    def retire(self, subject: int) -> None:
+        """Take a science subject out of service (swap-remove: O(1))."""
+        k = self._where.pop(subject, None)
+        if k is None:
+            return
+        last = self._open.pop()
+        if last != subject:
+            self._open[k], self._where[last] = last, k
+
+    def queue(self, volunteer: int, n: int) -> list[int] | None:
+        """Up to n subjects for the volunteer, in the order to show them; None when no science
+        subject is left for them."""
+        seen = self.seen.get(volunteer, set())
+        count = self.n_classified.get(volunteer, 0)
+        n_gold = sum(self._rng.random() < self._gold_rate(count + i) for i in range(n))
+        gold = self._draw(self._reference, seen, n_gold)
+        regular = self._draw(self._open, seen, n - len(gold))
+        if not regular and not self._draw(self._open, seen, 1):
+            return None
+        ids = regular + gold
+        self._rng.shuffle(ids)
+        return ids
+
+    def _draw(self, pool: list[int], seen: set[int], k: int) -> list[int]:
+        if k <= 0 or not pool:
+            return []
+        chosen: list[int] = []
+        for _ in range(self._TRIES):
+            subject = pool[self._rng.randrange(len(pool))]
+            if subject not in seen and subject not in chosen:
+                chosen.append(subject)
+                if len(chosen) == k:
+                    return chosen
+        # Most of the pool is seen (or it is small): list what is left.
+        left = [s for s in pool if s not in seen and s not in chosen]
+        return chosen + self._rng.sample(left, min(k - len(chosen), len(left)))

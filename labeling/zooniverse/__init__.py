@@ -5,8 +5,9 @@ re-aggregated here.
 The conventions, which make a re-import of the same (or a newer) export change nothing:
 
 - **Classifications** keep Zooniverse's id as ``external_id = "zooniverse:<classification_id>"``
-  and get ``client_id = uuid5(CLIENT_ID_NAMESPACE, that external id)``. A row whose external
-  id is already stored is "already present" and is not replayed.
+  and get ``client_id = uuid5(CLIENT_ID_NAMESPACE, "<workflow slug>/<external id>")``. A row
+  whose external id the target workflow already holds is "already present" and is not
+  imported again; the same export imported into another workflow goes in there in full.
 - **Volunteers** (`Volunteer.external_name`): a logged-in volunteer is
   ``zooniverse:user:<user_id>`` (the numeric id, which survives a change of user name); an
   anonymous one is ``zooniverse:not-logged-in-<hash>``, so each distinct hash is its own
@@ -16,6 +17,9 @@ The conventions, which make a re-import of the same (or a newer) export change n
   they are aggregated but never served. Their metadata is the row's ``subject_data`` entry
   without Zooniverse's changing ``retired`` block; origin (or handle), snr, ra, dec, band,
   psfFlux, psfFluxErr and reliability are copied to the subject's fields when present.
-- **Order**: classifications are replayed through `labeling.services.classification_create`
-  in (created_at, classification_id) order, so the retirement rule applies as it did live.
+- **Order**: classifications are decided in (created_at, classification_id) order, by the
+  same retirement rule (`labeling.rules`) as `labeling.services.classification_create`
+  applies live: all at once in memory and written with COPY (the default), or one by one
+  through the service (`--row-by-row`); see `services` for both, and for taking the
+  export's own retirements instead.
 """

@@ -18,7 +18,9 @@ others of an export (user_ip, workflow_name, workflow_version) are allowed and i
 - ``metadata``: a JSON object; ``seen_before: true`` marks a repeat; ``user_agent`` and
   ``finished_at`` (when the browser says the volunteer answered) are kept when present.
 - ``subject_data``: a JSON object keyed by subject id; the entry for the row's one subject is
-  its metadata (Zooniverse's ``retired`` block, which changes from row to row, is dropped).
+  its metadata. Zooniverse's ``retired`` block, which changes from row to row, is not
+  metadata: a subject is retired on Zooniverse when any of its rows has a non-null block,
+  at the earliest ``retired_at`` those blocks give (`ParsedExport.retirements`).
 - ``gold_standard`` is true for "true", "t", "1" or "yes" (any case); ``expert`` is true for
   any non-blank value other than "false", "f", "0", "no" or "null" (Panoptes writes who the
   expert classifier was, or "true").
@@ -163,6 +165,8 @@ class ParsedExport:
     rejections: list[RowRejection] = field(default_factory=list)
     # Rows of other workflows when one was chosen explicitly: left out, not errors.
     skipped_other_workflows: int = 0
+    # Subjects retired on Zooniverse: {subject id: retired_at, or None when no block says}.
+    retirements: dict[str, datetime | None] = field(default_factory=dict)
 
 
 class _RowError(ValueError):
@@ -251,7 +255,8 @@ def read_export(
     chosen, counts = _choose_workflow(path, header, workflow_id)
     parsed = ParsedExport(workflow_id=chosen, workflow_rows=counts)
     first_row_of: dict[str, int] = {}
-    earliest: dict[str, tuple[datetime, ExportSubject]] = {}
+    # Each subject's metadata from its earliest row; made into an ExportSubject at the end.
+    earliest: dict[str, tuple[datetime, dict[str, Any]]] = {}
     for number, values in _data_rows(path):
         parsed.rows_read += 1
         if on_progress:
@@ -276,7 +281,7 @@ def read_export(
                 ))
             continue
         try:
-            classification, subject = _parse_row(number, row, answer_map, task)
+            classification, metadata, retirement = _parse_row(number, row, answer_map, task)
             if ident in first_row_of:
                 raise _RowError(DUPLICATE, f"classification_id {ident} repeats row "
                                            f"{first_row_of[ident]}")
@@ -285,12 +290,17 @@ def read_export(
             continue
         first_row_of[ident] = number
         parsed.classifications.append(classification)
-        known = earliest.get(subject.subject_id)
+        subject_id = classification.subject_id
+        known = earliest.get(subject_id)
         if known is None or classification.created_at < known[0]:
-            earliest[subject.subject_id] = (classification.created_at, subject)
+            earliest[subject_id] = (classification.created_at, metadata)
+        if retirement is not None:
+            _note_retirement(parsed.retirements, subject_id, retirement)
     parsed.classifications.sort(key=ExportClassification.sort_key)
     parsed.subjects = {
-        subject_id: subject for subject_id, (_, subject) in sorted(earliest.items())
+        subject_id: ExportSubject(subject_id=subject_id, metadata=metadata,
+                                  **_subject_fields(metadata))
+        for subject_id, (_, metadata) in sorted(earliest.items())
     }
     return parsed
 
@@ -366,7 +376,8 @@ def _choose_workflow(
 
 def _parse_row(
     number: int, row: Mapping[str, str], answer_map: Mapping[str, str], task: str | None
-) -> tuple[ExportClassification, ExportSubject]:
+) -> tuple[ExportClassification, dict[str, Any], datetime | None]:
+    """The row's classification, its subject's metadata and retirement (see `_subject`)."""
     ident = row["classification_id"].strip()
     if not ident:
         raise _RowError(BAD_ID, "no classification_id")
@@ -384,7 +395,7 @@ def _parse_row(
     if answer is None:
         raise _RowError(UNKNOWN_ANSWER, f"unknown answer {label!r} (the answer map knows "
                                         f"{', '.join(map(repr, answer_map))})")
-    subject = _subject(row["subject_ids"], row["subject_data"])
+    subject_id, subject_metadata, retirement = _subject(row["subject_ids"], row["subject_data"])
     classification = ExportClassification(
         row=number,
         classification_id=ident,
@@ -392,7 +403,7 @@ def _parse_row(
         anonymous=anonymous,
         workflow_id=row["workflow_id"].strip(),
         created_at=created_at,
-        subject_id=subject.subject_id,
+        subject_id=subject_id,
         answer=answer,
         label=label,
         seen_before=_is_true(metadata.get("seen_before")),
@@ -401,7 +412,7 @@ def _parse_row(
         user_agent=str(metadata.get("user_agent") or ""),
         finished_at=_optional_time(metadata.get("finished_at")),
     )
-    return classification, subject
+    return classification, subject_metadata, retirement
 
 
 def _json(text: str, column: str, kind: str) -> Any:
@@ -447,7 +458,21 @@ def _answer_label(text: str, task: str | None) -> str:
     return value
 
 
-def _subject(ids_text: str, data_text: str) -> ExportSubject:
+# A retired block without a readable retired_at: retired, at a time the export does not say.
+_RETIRED_AT_UNKNOWN = datetime.max.replace(tzinfo=UTC)
+
+
+def _note_retirement(
+    retirements: dict[str, datetime | None], subject_id: str, retired_at: datetime
+) -> None:
+    known = retirements.get(subject_id) or _RETIRED_AT_UNKNOWN
+    earliest = min(known, retired_at)
+    retirements[subject_id] = None if earliest == _RETIRED_AT_UNKNOWN else earliest
+
+
+def _subject(ids_text: str, data_text: str) -> tuple[str, dict[str, Any], datetime | None]:
+    """The row's subject id, its metadata, and when its retired block says it retired (None:
+    not retired; `_RETIRED_AT_UNKNOWN`: retired at an unknown time)."""
     ids = [part.strip() for part in ids_text.replace(",", ";").split(";") if part.strip()]
     if not ids:
         raise _RowError(BAD_SUBJECT, "no subject id")
@@ -465,7 +490,11 @@ def _subject(ids_text: str, data_text: str) -> ExportSubject:
         raise _RowError(BAD_SUBJECT_DATA, f"subject_data for subject {subject_id} is not an "
                                           "object")
     metadata = {key: value for key, value in entry.items() if key != "retired"}
-    return ExportSubject(subject_id=subject_id, metadata=metadata, **_subject_fields(metadata))
+    block = entry.get("retired")
+    if not block:
+        return subject_id, metadata, None
+    retired_at = block.get("retired_at") if isinstance(block, dict) else None
+    return subject_id, metadata, _optional_time(retired_at) or _RETIRED_AT_UNKNOWN
 
 
 def _subject_fields(metadata: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,28 +12,47 @@ keeps its label (a differing expert answer is counted in the report). The set is
 a team of the same name when it does not exist; an existing set is used with its own team.
 Labels are written before any classification is replayed, so gold subjects never retire.
 
-Replay: rows already stored (by external id) are skipped. The others go, in time order,
-through `labeling.services.classification_create` (``store_repeats=True``: a second answer
-by the same volunteer is stored as a repeat, not counted), except two kinds that the
-service cannot recognise and that are stored as not counted directly:
-an expert row on a subject that has a reference label (in any set), as
-``expert_on_reference``, because imported experts have no user account for the service to
-recognise; and a row whose metadata says ``seen_before``, as ``repeat``, because the earlier
-answer may lie outside the export.
+Rows already stored in the target workflow (by external id) are skipped; the same export
+imported into another workflow is imported there in full. The others are decided in time
+order, as `labeling.services.classification_create` decides one answer (``store_repeats``: a
+second answer by the same volunteer is stored as a repeat, not counted), except two kinds
+that the service cannot recognise and that are stored as not counted directly: an expert row
+on a subject that has a reference label (in any set), as ``expert_on_reference``, because
+imported experts have no user account for the service to recognise; and a row whose metadata
+says ``seen_before``, as ``repeat``, because the earlier answer may lie outside the export.
+
+Two ways to apply them, with the same result (a property test holds them to it):
+
+- ``BULK`` (the default): the rule runs in memory over every row (`labeling.bulk`), then
+  the rows are written with ``COPY`` on PostgreSQL (``bulk_create`` elsewhere) and the
+  statuses that changed are updated in one statement.
+- ``ROW_BY_ROW``: each row through the classification service, as a live answer would go.
+
+Retirement: by default our rule is replayed. With ``retirement=EXPORT`` each subject's
+retirement is the export's own (`ParsedExport.retirements`): a subject retires when
+Zooniverse retired it, answers after its ``retired_at`` are stored as ``retired``, and the
+counts (n_counted, first answer, unanimity) are kept without retiring anything by our rule.
+Reference subjects never retire either way. Only the bulk path can do this.
+
+Neither path touches the live aggregation state: after the import commits, the
+`classifications_imported` signal tells whoever keeps it (aggregation) to rebuild it.
 """
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from datetime import datetime
 
 from django.db import transaction
+from django.utils import timezone
 
 from labeling import services
-from labeling.errors import LabelingError
+from labeling.bulk import BulkAnswers, chunks, writes
+from labeling.errors import InvalidInput, LabelingError
 from labeling.models import (
     Classification,
     NotCounted,
@@ -51,19 +70,22 @@ from labeling.zooniverse.parse import (
     ParsedExport,
     RowRejection,
 )
+from labeling.zooniverse.signals import classifications_imported
 
-# client_id = uuid5(CLIENT_ID_NAMESPACE, "zooniverse:<classification_id>"): the same row
-# always gets the same client id, on any machine.
+# client_id = uuid5(CLIENT_ID_NAMESPACE, "<workflow slug>/zooniverse:<classification_id>"):
+# the same row imported into the same workflow always gets the same client id, on any
+# machine, and a row imported into two workflows gets two (client ids are unique).
 CLIENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://www.zooniverse.org/classifications")
 DEFAULT_SUBJECT_SET = "zooniverse"
 REFUSED = "refused by the classification service"
-_CHUNK = 500
+BULK, ROW_BY_ROW = "bulk", "row-by-row"
+METHODS = (BULK, ROW_BY_ROW)
+RULE, EXPORT = "rule", "export"
+RETIREMENTS = (RULE, EXPORT)
 
-T = TypeVar("T")
 
-
-def client_id_for(external_id: str) -> uuid.UUID:
-    return uuid.uuid5(CLIENT_ID_NAMESPACE, external_id)
+def client_id_for(workflow: Workflow, external_id: str) -> uuid.UUID:
+    return uuid.uuid5(CLIENT_ID_NAMESPACE, f"{workflow.slug}/{external_id}")
 
 
 @dataclass
@@ -113,9 +135,17 @@ def zooniverse_import(
     subject_set_name: str = DEFAULT_SUBJECT_SET,
     gold_reference_set: str | None = None,
     source: str = "",
+    method: str = BULK,
+    retirement: str = RULE,
     on_progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Write `parsed` into `workflow`, all in one transaction; see the module doc."""
+    if method not in METHODS:
+        raise InvalidInput(f"method must be one of {', '.join(METHODS)}")
+    if retirement not in RETIREMENTS:
+        raise InvalidInput(f"retirement must be one of {', '.join(RETIREMENTS)}")
+    if retirement == EXPORT and method != BULK:
+        raise InvalidInput("the export's retirements can only be taken by the bulk import")
     report = ImportReport(
         rows_read=parsed.rows_read,
         zooniverse_workflow_id=parsed.workflow_id,
@@ -128,7 +158,7 @@ def zooniverse_import(
     report.anonymous_volunteers_in_file = sum(names.values())
     with transaction.atomic():
         subject_set = services.subject_set_attach(workflow=workflow, name=subject_set_name)
-        present = _stored_external_ids([row.external_id for row in rows])
+        present = _stored_external_ids(workflow, [row.external_id for row in rows])
         todo = [row for row in rows if row.external_id not in present]
         report.already_present = len(rows) - len(todo)
         if on_progress and report.already_present:
@@ -139,15 +169,74 @@ def zooniverse_import(
         reference_pks = _reference_subject_pks(subject_pks.values())
         volunteers = _volunteers_ensure({row.volunteer_name: row.anonymous for row in todo},
                                         report)
-        retired_before = _retired_count(workflow, subject_pks.values())
-        for row in todo:
-            _replay(row, workflow, volunteers[row.volunteer_name], subject_pks[row.subject_id],
-                    reference_pks, report)
-            if on_progress:
-                on_progress(1)
-        report.subjects_retired = _retired_count(workflow, subject_pks.values()) - retired_before
+        if method == BULK:
+            retirements = None
+            if retirement == EXPORT:
+                retirements = {subject_pks[subject_id]: retired_at for subject_id, retired_at
+                               in parsed.retirements.items() if subject_id in subject_pks}
+            _bulk_apply(todo, workflow, volunteers, subject_pks, reference_pks, retirements,
+                        report, on_progress)
+        else:
+            retired_before = _retired_count(workflow, subject_pks.values())
+            for row in todo:
+                _replay(row, workflow, volunteers[row.volunteer_name],
+                        subject_pks[row.subject_id], reference_pks, report)
+                if on_progress:
+                    on_progress(1)
+            report.subjects_retired = (_retired_count(workflow, subject_pks.values())
+                                       - retired_before)
+        if report.imported:
+            workflow_pk = workflow.pk
+            transaction.on_commit(lambda: classifications_imported.send(
+                sender=ImportReport, workflow_id=workflow_pk
+            ))
     report.rejected.sort(key=lambda rejection: rejection.row)
     return report
+
+
+def _bulk_apply(
+    rows: list[ExportClassification],
+    workflow: Workflow,
+    volunteers: dict[str, Volunteer],
+    subject_pks: dict[str, int],
+    reference_pks: set[int],
+    retirements: dict[int, datetime | None] | None,
+    report: ImportReport,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    """Decide every row in memory with the retirement rule, then write them all at once."""
+    volunteer_ids = [volunteers[row.volunteer_name].pk for row in rows]
+    subject_ids = [subject_pks[row.subject_id] for row in rows]
+    answers = BulkAnswers(workflow, subject_ids, volunteer_ids, reference_subjects=reference_pks,
+                          export_retirements=retirements)
+    reasons = answers.decide(rows, volunteer_ids, subject_ids)
+    writes.rows_write(
+        Classification,
+        _CLASSIFICATION_COLUMNS,
+        (
+            (client_id_for(workflow, row.external_id), volunteer_id, subject_id, workflow.pk,
+             row.answer, row.created_at, row.finished_at, row.user_agent[:300], not reason,
+             str(reason), row.external_id)
+            for row, volunteer_id, subject_id, reason in zip(
+                rows, volunteer_ids, subject_ids, reasons, strict=True
+            )
+        ),
+        on_progress=on_progress,
+    )
+    answers.statuses_write()
+    report.subjects_retired = answers.newly_retired()
+    report.imported += len(rows)
+    for reason in reasons:
+        if reason:
+            report.not_counted[reason] += 1
+        else:
+            report.counted += 1
+
+
+_CLASSIFICATION_COLUMNS = (
+    "client_id", "volunteer_id", "subject_id", "workflow_id", "answer", "created_at",
+    "answered_at", "user_agent", "counted", "not_counted_reason", "external_id",
+)
 
 
 def _replay(
@@ -172,7 +261,7 @@ def _replay(
                 workflow_id=workflow.pk,
                 subject_id=subject_pk,
                 answer=row.answer,
-                client_id=client_id_for(row.external_id),
+                client_id=client_id_for(workflow, row.external_id),
                 user_agent=row.user_agent,
                 answered_at=row.finished_at,
                 store_repeats=True,
@@ -203,7 +292,7 @@ def _store_not_counted(
     """A classification that does not count: it changes no retirement state, so it needs no
     lock on the subject's status row."""
     return Classification.objects.create(
-        client_id=client_id_for(row.external_id),
+        client_id=client_id_for(workflow, row.external_id),
         volunteer=volunteer,
         subject_id=subject_pk,
         workflow=workflow,
@@ -232,50 +321,50 @@ def _subjects_ensure(
     as an ingest gives them)."""
     by_external = {subject.external_id: subject for subject in subjects.values()}
     existing: dict[str, int] = {}
-    for chunk in _chunks(list(by_external)):
+    for chunk in chunks(list(by_external)):
         existing.update(
             Subject.objects.filter(project_id=workflow.project_id, external_id__in=chunk)
             .values_list("external_id", "pk")
         )
-    fresh = [
-        _new_subject(subject, subject_set, source)
-        for external_id, subject in by_external.items()
-        if external_id not in existing
-    ]
-    Subject.objects.bulk_create(fresh, batch_size=_CHUNK)
+    fresh = [subject for external_id, subject in by_external.items()
+             if external_id not in existing]
+    now = timezone.now()
+    writes.rows_write(Subject, _SUBJECT_COLUMNS, (
+        (workflow.project_id, subject_set.pk, subject.external_id, subject.origin[:40],
+         subject.snr, subject.psf_flux, subject.psf_flux_err, subject.ra, subject.dec,
+         subject.band[:8], subject.reliability, subject.metadata, 0, [], source[:500], now)
+        for subject in fresh
+    ))
     report.subjects_created = len(fresh)
-    for chunk in _chunks([subject.external_id for subject in fresh]):
+    for chunk in chunks([subject.external_id for subject in fresh]):
         existing.update(
             Subject.objects.filter(project_id=workflow.project_id, external_id__in=chunk)
             .values_list("external_id", "pk")
         )
     fresh_pks = {existing[subject.external_id] for subject in fresh}
     set_workflows = set(subject_set.workflows.values_list("pk", flat=True)) | {workflow.pk}
-    pairs = {(workflow.pk, pk) for pk in existing.values()}
+    pairs = {(workflow.pk, pk) for pk in existing.values() if pk not in fresh_pks}
+    for chunk in chunks(sorted(pairs)):
+        pairs.difference_update(
+            SubjectWorkflowStatus.objects.filter(
+                workflow=workflow, subject_id__in=[pk for _, pk in chunk]
+            ).values_list("workflow_id", "subject_id")
+        )
     pairs |= {(workflow_pk, pk) for workflow_pk in set_workflows for pk in fresh_pks}
-    services.statuses_create(sorted(pairs))
+    # As `services.statuses_create` makes them; none of these pairs has a status yet.
+    writes.rows_write(SubjectWorkflowStatus, ("workflow_id", "subject_id", "random_key"), (
+        (workflow_pk, pk, random.random()) for workflow_pk, pk in sorted(pairs)
+    ))
     return {subject_id: existing[subject.external_id] for subject_id, subject in
             subjects.items()}
 
 
-def _new_subject(subject: ExportSubject, subject_set: SubjectSet, source: str) -> Subject:
-    return Subject(
-        project_id=subject_set.project_id,
-        subject_set=subject_set,
-        external_id=subject.external_id,
-        origin=subject.origin[:40],
-        snr=subject.snr,
-        psf_flux=subject.psf_flux,
-        psf_flux_err=subject.psf_flux_err,
-        ra=subject.ra,
-        dec=subject.dec,
-        band=subject.band[:8],
-        reliability=subject.reliability,
-        metadata=subject.metadata,
-        stamp_size=0,
-        original_shapes=[],
-        source=source[:500],
-    )
+# New subjects have no stamps: aggregated, never served.
+_SUBJECT_COLUMNS = (
+    "project_id", "subject_set_id", "external_id", "origin", "snr", "psf_flux", "psf_flux_err",
+    "ra", "dec", "band", "reliability", "metadata", "stamp_size", "original_shapes", "source",
+    "created_at",
+)
 
 
 def _retired_count(workflow: Workflow, subject_pks: Iterable[int]) -> int:
@@ -283,7 +372,7 @@ def _retired_count(workflow: Workflow, subject_pks: Iterable[int]) -> int:
         SubjectWorkflowStatus.objects.filter(
             workflow=workflow, subject_id__in=chunk, retired=True
         ).count()
-        for chunk in _chunks(list(subject_pks))
+        for chunk in chunks(list(subject_pks))
     )
 
 
@@ -292,19 +381,25 @@ def _retired_count(workflow: Workflow, subject_pks: Iterable[int]) -> int:
 
 def _volunteers_ensure(names: dict[str, bool], report: ImportReport) -> dict[str, Volunteer]:
     """{external name: Volunteer} for every name; `names` maps each to whether anonymous."""
-    volunteers: dict[str, Volunteer] = {}
-    for chunk in _chunks(list(names)):
-        volunteers.update(
+    volunteers = _volunteers_named(names)
+    fresh = [name for name in names if name not in volunteers]
+    # As `services.volunteer_for_external_name` makes them, all at once.
+    Volunteer.objects.bulk_create((Volunteer(external_name=name) for name in fresh),
+                                  batch_size=writes.ORM_BATCH, ignore_conflicts=True)
+    volunteers.update(_volunteers_named(fresh))
+    report.volunteers_created += len(fresh)
+    report.anonymous_volunteers_created += sum(names[name] for name in fresh)
+    return volunteers
+
+
+def _volunteers_named(names: Iterable[str]) -> dict[str, Volunteer]:
+    found: dict[str, Volunteer] = {}
+    for chunk in chunks(list(names)):
+        found.update(
             (volunteer.external_name, volunteer)
             for volunteer in Volunteer.objects.filter(external_name__in=chunk)
         )
-    for name, anonymous in names.items():
-        if name in volunteers:
-            continue
-        volunteers[name] = services.volunteer_for_external_name(name)
-        report.volunteers_created += 1
-        report.anonymous_volunteers_created += anonymous
-    return volunteers
+    return found
 
 
 # --- gold standard -------------------------------------------------------------------------
@@ -342,7 +437,7 @@ def _gold_labels_write(
         reference_set = services.reference_set_get_or_create(name=set_name, team=team)
     pairs = [(subject_pks[subject_id], label) for subject_id, label in found.labels.items()]
     stored: dict[int, str] = {}
-    for chunk in _chunks([pk for pk, _ in pairs]):
+    for chunk in chunks([pk for pk, _ in pairs]):
         stored.update(
             ReferenceLabel.objects.filter(reference_set=reference_set, subject_id__in=chunk)
             .values_list("subject_id", "label")
@@ -360,7 +455,7 @@ def _gold_labels_write(
 
 def _reference_subject_pks(subject_pks: Iterable[int]) -> set[int]:
     found: set[int] = set()
-    for chunk in _chunks(list(subject_pks)):
+    for chunk in chunks(list(subject_pks)):
         found.update(
             ReferenceLabel.objects.counted()
             .filter(subject_id__in=chunk)
@@ -372,16 +467,14 @@ def _reference_subject_pks(subject_pks: Iterable[int]) -> set[int]:
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _stored_external_ids(external_ids: list[str]) -> set[str]:
-    stored: set[str] = set()
-    for chunk in _chunks(external_ids):
-        stored.update(
-            Classification.objects.filter(external_id__in=chunk).values_list("external_id",
-                                                                              flat=True)
-        )
-    return stored
+def _stored_external_ids(workflow: Workflow, external_ids: list[str]) -> set[str]:
+    """Those of `external_ids` the workflow already holds (only it: see the module doc).
 
-
-def _chunks(items: list[T], size: int = _CHUNK) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+    One read of all the workflow's external ids: for a large export that is far cheaper
+    than looking its ids up a chunk at a time."""
+    wanted = set(external_ids)
+    return {
+        external_id for external_id in Classification.objects.filter(workflow=workflow)
+        .exclude(external_id="").values_list("external_id", flat=True).iterator(chunk_size=20_000)
+        if external_id in wanted
+    }

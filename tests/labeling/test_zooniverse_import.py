@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from labeling import selectors, services
+from labeling.bulk import writes as bulk_writes
 from labeling.models import (
     Classification,
     ExpertTeam,
@@ -140,7 +141,7 @@ def test_imported_classifications_keep_their_time_id_and_a_derived_client_id(wor
     assert classification.created_at == zoo.moment(2)
     assert classification.answered_at == zoo.moment(2)
     assert classification.client_id == uuid.uuid5(zservices.CLIENT_ID_NAMESPACE,
-                                                   "zooniverse:1102")
+                                                   "wf/zooniverse:1102")
     assert classification.volunteer.external_name == "zooniverse:user:202"
     assert classification.user_agent.startswith("Mozilla")
 
@@ -211,6 +212,21 @@ def test_a_missing_column_is_fatal_and_leaves_the_database_unchanged(workflow, t
 
 
 def test_a_crash_part_way_leaves_nothing(workflow, export, monkeypatch):
+    """The bulk import fails after its classifications are written: none stay."""
+    before = snapshot()
+
+    def failing(*args, **kwargs):
+        assert Classification.objects.count() == 12
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(bulk_writes, "statuses_update", failing)
+    with pytest.raises(RuntimeError, match="went away"):
+        run(export)
+    assert snapshot() == before
+
+
+def test_a_crash_part_way_through_a_row_by_row_import_leaves_nothing(workflow, export,
+                                                                      monkeypatch):
     before = snapshot()
     real_create = services.classification_create
     calls = []
@@ -223,7 +239,7 @@ def test_a_crash_part_way_leaves_nothing(workflow, export, monkeypatch):
 
     monkeypatch.setattr(services, "classification_create", failing)
     with pytest.raises(RuntimeError, match="went away"):
-        run(export)
+        run(export, row_by_row=True)
     assert len(calls) == 5
     assert snapshot() == before
 

@@ -3,13 +3,24 @@ the low-SNR bias."""
 
 from __future__ import annotations
 
+import random
+import uuid
+from io import StringIO
+
 import numpy as np
 import pytest
+from django.core.management import call_command
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from labeling import services
+from labeling.models import Classification, NotCounted, Subject, SubjectWorkflowStatus
 from simulation.volunteers import (
     SKILL_MIXTURE,
     SNR_HALF,
     VOLUNTEER_TYPES,
+    Serving,
     answer,
     make_population,
     p_says_real,
@@ -130,3 +141,106 @@ def test_visibility_and_the_probabilities_behind_the_bias(population):
         assert on_real[-1] == pytest.approx(population.sensitivity[i], abs=1e-3)
         if population.sensitivity[i] > 1 - population.specificity[i]:
             assert np.all(np.diff(on_real) > 0)
+
+
+# --- serving in memory (simulate volunteers --bulk) ----------------------------------------
+
+
+@settings(max_examples=60)
+@given(
+    n_science=st.integers(1, 40),
+    n_reference=st.integers(0, 8),
+    rate=st.floats(0.0, 1.0),
+    steps=st.lists(st.tuples(st.integers(0, 4), st.integers(1, 12), st.booleans()),
+                   max_size=40),
+    seed=st.integers(0, 2**16),
+)
+def test_serving_never_repeats_a_subject_or_serves_a_retired_one(
+    n_science, n_reference, rate, steps, seed
+):
+    science = set(range(n_science))
+    reference = set(range(1000, 1000 + n_reference))
+    serving = Serving(science, reference, random.Random(seed), gold_rate=lambda n: rate)
+    retired: set[int] = set()
+    for volunteer, size, retire_first in steps:
+        queue = serving.queue(volunteer, size)
+        unseen = science - retired - serving.seen.get(volunteer, set())
+        if queue is None:
+            assert not unseen  # finished only when no science subject is left to them
+            continue
+        assert len(queue) == len(set(queue)) <= size
+        assert not set(queue) & (serving.seen.get(volunteer, set()) | retired)
+        assert set(queue) <= science | reference
+        assert set(queue) & science or not unseen or len(queue) == size
+        for subject in queue:
+            serving.answered(volunteer, subject)
+        if retire_first and set(queue) & science:
+            subject = min(set(queue) & science)
+            serving.retire(subject)
+            retired.add(subject)
+    assert serving.n_open == len(science - retired)
+
+
+def test_serving_mixes_gold_in_at_the_rate():
+    serving = Serving(range(10_000), range(20_000, 30_000), random.Random(1),
+                      gold_rate=lambda n: 0.25)
+    served = [s for volunteer in range(200) for s in serving.queue(volunteer, 10)]
+    gold = sum(s >= 20_000 for s in served) / len(served)
+    assert 0.2 < gold < 0.3
+
+
+# --- bulk against one by one ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@settings(max_examples=8, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 1000),
+    n_volunteers=st.integers(1, 12),
+    batch=st.integers(1, 6),
+    agree=st.integers(1, 3),
+    extra=st.integers(0, 3),
+    limit=st.none() | st.integers(1, 80),
+)
+def test_a_bulk_simulation_stores_what_answering_one_by_one_would(
+    seed, n_volunteers, batch, agree, extra, limit
+):
+    """`simulate volunteers --bulk`, then its answers sent in the same order through
+    `classification_create` into a twin workflow over the same subjects: the same counted
+    flags, reasons and retirements. This also catches the per-answer path drifting away from
+    the rules the bulk mode applies in memory."""
+    with transaction.atomic():
+        workflow = services.workflow_create(slug="sim", project_name="Simulated",
+                                            retire_agree=agree, retire_max=agree + extra)
+        twin = services.workflow_create(slug="twin", project_name="Simulated",
+                                        retire_agree=agree, retire_max=agree + extra)
+        call_command("simulate", "subjects", n=24, seed=seed, workflow="sim",
+                     reference_fraction=0.25, stdout=StringIO(), stderr=StringIO())
+        services.statuses_create((twin.pk, subject_id) for subject_id in
+                                 Subject.objects.values_list("pk", flat=True))
+        call_command("simulate", "volunteers", workflow="sim", n=n_volunteers, seed=seed,
+                     batch=batch, max_classifications=limit, bulk=True, stdout=StringIO(),
+                     stderr=StringIO())
+        made = list(Classification.objects.filter(workflow=workflow).order_by("pk")
+                    .select_related("volunteer"))
+        assert made
+        for classification in made:
+            services.classification_create(
+                volunteer=classification.volunteer, workflow_id=twin.pk,
+                subject_id=classification.subject_id, answer=classification.answer,
+                client_id=uuid.uuid4(), created_at=classification.created_at,
+            )
+        by_bulk, by_one = (
+            (
+                list(Classification.objects.filter(workflow=w).order_by("pk").values_list(
+                    "volunteer_id", "subject_id", "answer", "created_at", "counted",
+                    "not_counted_reason")),
+                sorted(SubjectWorkflowStatus.objects.filter(workflow=w).values_list(
+                    "subject_id", "n_counted", "first_answer", "unanimous", "retired")),
+            )
+            for w in (workflow, twin)
+        )
+        transaction.set_rollback(True)
+    assert by_bulk == by_one
+    # As from the real queue, which never serves a retired subject: no answer came too late.
+    assert NotCounted.RETIRED not in {reason for *_, reason in by_bulk[0]}

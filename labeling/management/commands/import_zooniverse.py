@@ -9,7 +9,14 @@ from labeling.management.commands._progress import progress_bar
 from labeling.models import NotCounted, Workflow
 from labeling.records import ANSWERS
 from labeling.zooniverse import parse
-from labeling.zooniverse.services import DEFAULT_SUBJECT_SET, zooniverse_import
+from labeling.zooniverse.services import (
+    BULK,
+    DEFAULT_SUBJECT_SET,
+    EXPORT,
+    ROW_BY_ROW,
+    RULE,
+    zooniverse_import,
+)
 
 EXIT_SOME_REJECTED = 2
 SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -19,7 +26,8 @@ class Command(BaseCommand):
     help = (
         "Import a Zooniverse classification export into a workflow: subjects by Zooniverse "
         "subject id (created without stamps when unknown), volunteers, and the classifications "
-        "replayed in time order through the retirement rule. A re-import changes nothing. "
+        "decided in time order by the retirement rule, then written in bulk (COPY on "
+        "PostgreSQL), in one transaction. A re-import into the same workflow changes nothing. "
         f"Exits 0 when every row went in, {EXIT_SOME_REJECTED} when some were rejected (each "
         "listed with its row number and reason), 1 when the file cannot be used at all."
     )
@@ -51,6 +59,17 @@ class Command(BaseCommand):
             "--task", default=None,
             help="the annotation task holding the Real/Bogus answer, when a row has several",
         )
+        parser.add_argument(
+            "--retirement-from-export", action="store_true",
+            help="retire each subject when Zooniverse retired it (its subject_data 'retired' "
+            "block) instead of replaying this workflow's retirement rule; answers after that "
+            "are stored as not counted",
+        )
+        parser.add_argument(
+            "--row-by-row", action="store_true",
+            help="send each row through the classification service instead of the bulk "
+            "path (the same result, far slower: for checking)",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -67,6 +86,9 @@ class Command(BaseCommand):
                 f"--gold-as-reference {set_name!r}: a reference set name is letters, digits, "
                 "- and _"
             )
+        if options["retirement_from_export"] and options["row_by_row"]:
+            raise CommandError("--retirement-from-export works with the bulk import only, "
+                               "not with --row-by-row")
         path = options["path"]
         try:
             with progress_bar(None, "row", "read") as bar:
@@ -83,6 +105,8 @@ class Command(BaseCommand):
                 report = zooniverse_import(
                     parsed, workflow=workflow, subject_set_name=options["subject_set"],
                     gold_reference_set=set_name, source=f"zooniverse:{path.name}",
+                    method=ROW_BY_ROW if options["row_by_row"] else BULK,
+                    retirement=EXPORT if options["retirement_from_export"] else RULE,
                     on_progress=bar.update,
                 )
         except LabelingError as exc:

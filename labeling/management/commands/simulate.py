@@ -1,24 +1,36 @@
 import random
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
-from labeling import selectors, services
+from labeling import rules, selectors, services
+from labeling.bulk import BulkAnswers, writes
+from labeling.bulk.replay import NewAnswer
 from labeling.management.commands._progress import progress_bar
 from labeling.models import (
+    Classification,
     ReferenceLabel,
     ReferenceLabelChange,
     Subject,
     SubjectWorkflowStatus,
+    Volunteer,
     Workflow,
 )
+from labeling.zooniverse.signals import classifications_imported
 from simulation.triplets import KIND_EXPLANATION, KIND_TRUTH, TRUTH_METADATA_KEY, generate_subjects
-from simulation.volunteers import VOLUNTEER_TYPES, answer, make_population
+from simulation.volunteers import (
+    VOLUNTEER_TYPES,
+    Population,
+    Serving,
+    answer,
+    make_population,
+)
 
 SIM_TEAM = "sim-experts"
 INJECTION_ORIGIN = "injection"
@@ -83,6 +95,13 @@ class Command(BaseCommand):
             "--batch", type=int, default=DEFAULT_VOLUNTEER_BATCH,
             help="subjects a volunteer asks the queue for at a time "
                  f"(1 to {selectors.MAX_QUEUE_SIZE})",
+        )
+        volunteers.add_argument(
+            "--bulk", action="store_true",
+            help="serve and decide in memory with the same rules, and write the answers in "
+                 "bulk (COPY on PostgreSQL): the same classifications, flags and retirements "
+                 "as answering one by one, far faster; the live aggregation run, if any, is "
+                 "rebuilt afterwards",
         )
 
     def handle(self, *args, **options):
@@ -215,70 +234,27 @@ class Command(BaseCommand):
         with transaction.atomic():
             volunteers = [services.volunteer_for_external_name(f"sim-{seed}-{i}")
                           for i in range(n)]
-        pick_rng = np.random.default_rng([seed, _PICK_STREAM])
-        answer_rng = np.random.default_rng([seed, _ANSWER_STREAM])
-        queue_rng = random.Random(seed)
-        weights = population.activity.copy()  # zeroed when a volunteer runs out of work
-        cumulative = np.cumsum(weights)
-        counts = np.zeros(n, dtype=np.int64)
-        on_reference = 0
-        made = 0
-        user_agent = f"simulate volunteers (seed {seed})"
+        drive = _Drive(
+            workflow=workflow, population=population, volunteers=volunteers, truth=truth,
+            science_ids=science_ids, reference_ids=reference_ids, retired=retired,
+            limit=limit, batch=batch, user_agent=f"simulate volunteers (seed {seed})",
+            pick_rng=np.random.default_rng([seed, _PICK_STREAM]),
+            answer_rng=np.random.default_rng([seed, _ANSWER_STREAM]),
+            queue_rng=random.Random(seed),
+            # zeroed when a volunteer runs out of work
+            weights=population.activity.copy(),
+            counts=np.zeros(n, dtype=np.int64),
+        )
         started = time.perf_counter()
-
-        def going() -> bool:
-            return (len(retired) < len(science_ids) and cumulative[-1] > 0
-                    and (limit is None or made < limit))
-
         with progress_bar(limit, "classification", "simulate") as bar:
             bar.set_postfix(retired=f"{len(retired)}/{len(science_ids)}")
-            while going():
-                # A transaction per COMMIT_EVERY classifications, not per answer: on SQLite
-                # each commit is a disk sync that costs more than the answer itself. Each
-                # classification_create is still its own savepoint.
-                with transaction.atomic():
-                    committed_at = made
-                    while going() and made - committed_at < COMMIT_EVERY:
-                        # The next volunteer, with probability proportional to activity.
-                        i = int(np.searchsorted(cumulative, pick_rng.random() * cumulative[-1],
-                                                side="right"))
-                        size = batch if limit is None else min(batch, limit - made)
-                        queue = selectors.subject_queue(
-                            volunteer=volunteers[i], workflow=workflow, n=size, rng=queue_rng
-                        )
-                        if queue.finished or not queue.subject_ids:
-                            weights[i] = 0.0  # out of work: they leave the pool
-                            cumulative = np.cumsum(weights)
-                            continue
-                        ids = queue.subject_ids
-                        try:
-                            is_real, snr = zip(*(truth[s] for s in ids), strict=True)
-                        except KeyError as exc:
-                            raise CommandError(
-                                f"subject {exc.args[0]} joined workflow {workflow.slug!r} "
-                                "while the simulation ran and has no loaded truth"
-                            ) from None
-                        says_real = answer(population, i, np.array(is_real), np.array(snr),
-                                           answer_rng)
-                        for subject_id, real in zip(ids, says_real, strict=True):
-                            outcome = services.classification_create(
-                                volunteer=volunteers[i], workflow_id=workflow.pk,
-                                subject_id=subject_id, answer="real" if real else "bogus",
-                                client_id=uuid.uuid4(), user_agent=user_agent,
-                            )
-                            if outcome.subject_retired and subject_id in science_ids:
-                                retired.add(subject_id)
-                        on_reference += sum(s in reference_ids for s in ids)
-                        made += len(ids)
-                        counts[i] += len(ids)
-                        bar.update(len(ids))
-                        bar.set_postfix(retired=f"{len(retired)}/{len(science_ids)}",
-                                        refresh=False)
+            (_drive_bulk if options["bulk"] else _drive_one_by_one)(drive, bar)
         elapsed = time.perf_counter() - started
+        made, on_reference, counts = drive.made, drive.on_reference, drive.counts
 
         if len(retired) == len(science_ids):
             why = "the workflow is exhausted: every non-reference subject retired"
-        elif cumulative[-1] <= 0:
+        elif drive.weights.sum() <= 0:
             why = "every volunteer has classified every subject left to them"
         else:
             why = f"stopped at --max-classifications {limit}"
@@ -302,6 +278,141 @@ class Command(BaseCommand):
                 f"  {name:<12} {int(of_type.sum()):>7} {int((counts[of_type] > 0).sum()):>7} "
                 f"{int(counts[of_type].sum()):>9}"
             )
+
+
+@dataclass
+class _Drive:
+    """A simulation run's fixed inputs and moving state, shared by the two ways to drive it."""
+
+    workflow: Workflow
+    population: Population
+    volunteers: list[Volunteer]
+    truth: dict[int, tuple[bool, float]]
+    science_ids: set[int]
+    reference_ids: set[int]
+    retired: set[int]
+    limit: int | None
+    batch: int
+    user_agent: str
+    pick_rng: np.random.Generator
+    answer_rng: np.random.Generator
+    queue_rng: random.Random
+    weights: np.ndarray
+    counts: np.ndarray
+    made: int = 0
+    on_reference: int = 0
+
+    def going(self) -> bool:
+        return (len(self.retired) < len(self.science_ids) and self.weights.sum() > 0
+                and (self.limit is None or self.made < self.limit))
+
+    def pick(self, cumulative: np.ndarray) -> tuple[int, int]:
+        """The next volunteer, with probability proportional to activity, and how many
+        subjects they ask for."""
+        i = int(np.searchsorted(cumulative, self.pick_rng.random() * cumulative[-1],
+                                side="right"))
+        return i, self.batch if self.limit is None else min(self.batch, self.limit - self.made)
+
+    def answers(self, i: int, ids: list[int]) -> np.ndarray:
+        try:
+            is_real, snr = zip(*(self.truth[s] for s in ids), strict=True)
+        except KeyError as exc:
+            raise CommandError(
+                f"subject {exc.args[0]} joined workflow {self.workflow.slug!r} "
+                "while the simulation ran and has no loaded truth"
+            ) from None
+        return np.atleast_1d(answer(self.population, i, np.array(is_real), np.array(snr),
+                                    self.answer_rng))
+
+    def answered(self, i: int, ids: list[int], bar) -> None:
+        self.on_reference += sum(s in self.reference_ids for s in ids)
+        self.made += len(ids)
+        self.counts[i] += len(ids)
+        bar.update(len(ids))
+        bar.set_postfix(retired=f"{len(self.retired)}/{len(self.science_ids)}", refresh=False)
+
+
+def _drive_one_by_one(drive: _Drive, bar) -> None:
+    """Each volunteer asks the real queue and answers through `classification_create`."""
+    cumulative = np.cumsum(drive.weights)
+    while drive.going():
+        # A transaction per COMMIT_EVERY classifications, not per answer: on SQLite
+        # each commit is a disk sync that costs more than the answer itself. Each
+        # classification_create is still its own savepoint.
+        with transaction.atomic():
+            committed_at = drive.made
+            while drive.going() and drive.made - committed_at < COMMIT_EVERY:
+                i, size = drive.pick(cumulative)
+                queue = selectors.subject_queue(
+                    volunteer=drive.volunteers[i], workflow=drive.workflow, n=size,
+                    rng=drive.queue_rng,
+                )
+                if queue.finished or not queue.subject_ids:
+                    drive.weights[i] = 0.0  # out of work: they leave the pool
+                    cumulative = np.cumsum(drive.weights)
+                    continue
+                ids = queue.subject_ids
+                for subject_id, real in zip(ids, drive.answers(i, ids), strict=True):
+                    outcome = services.classification_create(
+                        volunteer=drive.volunteers[i], workflow_id=drive.workflow.pk,
+                        subject_id=subject_id, answer="real" if real else "bogus",
+                        client_id=uuid.uuid4(), user_agent=drive.user_agent,
+                    )
+                    if outcome.subject_retired and subject_id in drive.science_ids:
+                        drive.retired.add(subject_id)
+                drive.answered(i, ids, bar)
+
+
+# What the bulk mode stores of each answer; the rest take the model's defaults.
+_BULK_COLUMNS = ("client_id", "volunteer_id", "subject_id", "workflow_id", "answer",
+                 "created_at", "user_agent", "counted", "not_counted_reason")
+
+
+def _drive_bulk(drive: _Drive, bar) -> None:
+    """The same volunteers, queue rules and retirement rule, all in memory (`Serving`,
+    `BulkAnswers`); the answers are written COMMIT_EVERY at a time in bulk."""
+    workflow = drive.workflow
+    examples = {example.subject_id for example in selectors.tutorial_examples(workflow)}
+    schedule = rules.validate_gold_schedule(workflow.gold_schedule)
+    serving = Serving(drive.science_ids - drive.retired, drive.reference_ids - examples,
+                      drive.queue_rng, gold_rate=lambda n: rules.gold_rate(n, schedule))
+    index_of = {volunteer.pk: i for i, volunteer in enumerate(drive.volunteers)}
+    for volunteer_id, subject_id in Classification.objects.filter(
+        workflow=workflow, volunteer_id__in=list(index_of)
+    ).values_list("volunteer_id", "subject_id").iterator(chunk_size=20_000):
+        serving.answered(index_of[volunteer_id], subject_id)
+    decided = BulkAnswers(workflow, drive.truth, list(index_of),
+                          reference_subjects=drive.reference_ids)
+    cumulative = np.cumsum(drive.weights)
+    while drive.going():
+        pending: list[tuple] = []
+        while drive.going() and len(pending) < COMMIT_EVERY:
+            i, size = drive.pick(cumulative)
+            ids = serving.queue(i, size)
+            if not ids:
+                drive.weights[i] = 0.0  # out of work: they leave the pool
+                cumulative = np.cumsum(drive.weights)
+                continue
+            volunteer_id, now = drive.volunteers[i].pk, timezone.now()
+            rows = [NewAnswer("real" if real else "bogus", now) for real in drive.answers(i, ids)]
+            reasons = decided.decide(rows, [volunteer_id] * len(ids), ids)
+            for subject_id, row, reason in zip(ids, rows, reasons, strict=True):
+                serving.answered(i, subject_id)
+                pending.append((uuid.uuid4(), volunteer_id, subject_id, workflow.pk, row.answer,
+                                now, drive.user_agent, not reason, str(reason)))
+                if decided.retired(subject_id):
+                    serving.retire(subject_id)
+                    if subject_id in drive.science_ids:
+                        drive.retired.add(subject_id)
+            drive.answered(i, ids, bar)
+        with transaction.atomic():
+            writes.rows_write(Classification, _BULK_COLUMNS, pending)
+            decided.statuses_write()
+    if drive.made:
+        # The answers went in without the live aggregation step: have it rebuilt, once.
+        transaction.on_commit(lambda: classifications_imported.send(
+            sender=BulkAnswers, workflow_id=workflow.pk
+        ))
 
 
 def _workflow(slug: str) -> Workflow:
