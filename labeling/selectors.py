@@ -159,6 +159,8 @@ def subject_image_png(subject_id: int, kind: str) -> bytes:
         subject = Subject.objects.only("stamps", "stamp_size").get(pk=subject_id)
     except Subject.DoesNotExist:
         raise NotFound(f"subject {subject_id} does not exist") from None
+    if not subject.stamps:
+        raise NotFound(f"subject {subject_id} has no stamps")
     with subject.stamps.open("rb") as handle:
         cube = stamps.cube_from_bytes(handle.read(), subject.stamp_size)
     png = rendering.render_stamp_png(cube, kind, scale=scale)
