@@ -131,6 +131,8 @@ CELERY_TASK_ROUTES = {
     # Training holds the CPU (or GPU) for minutes to hours; scoring a visit must not wait for it.
     "training.tasks.train_model": {"queue": "training"},
     "training.tasks.score_subjects": {"queue": "scoring"},
+    # Model evaluations the comparison page asks for: on the workers that load models.
+    "training.tasks.evaluate_version": {"queue": "scoring"},
 }
 CELERY_BEAT_SCHEDULE = {
     "aggregate-active-workflows": {
