@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "review",
     "training",
     "frontend",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -139,7 +140,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "aggregation.tasks.aggregate_active_workflows",
         "schedule": env.float("AGGREGATION_INTERVAL_S", default=3600.0),
     },
+    "sweep-stuck-jobs": {
+        "task": "operations.tasks.sweep_stuck_jobs",
+        "schedule": env.float("SWEEP_INTERVAL_S", default=600.0),
+    },
 }
+# A worker that dies mid-task (killed, out of memory) leaves its message to be delivered again,
+# not acknowledged as done: with acks_late, every task is then run again, and is idempotent.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# The sweeper (operations.sweeper): when a job counts as lost or stuck, and when left-over
+# staging folders and stamp files count as abandoned.
+SWEEP_PENDING_AFTER_S = env.int("SWEEP_PENDING_AFTER_S", default=15 * 60)
+SWEEP_RUNNING_LIMIT_S = env.int("SWEEP_RUNNING_LIMIT_S", default=6 * 3600)
+SWEEP_GIVE_UP_AFTER_S = env.int("SWEEP_GIVE_UP_AFTER_S", default=24 * 3600)
+SWEEP_FILES_AFTER_S = env.int("SWEEP_FILES_AFTER_S", default=6 * 3600)
 CELERY_ACCEPT_CONTENT = ["json"]
 
 # The science settings.

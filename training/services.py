@@ -282,7 +282,7 @@ def _register(job: TrainingJob, model: RealBogusCNN, test: LabelSetDataset, metr
 
     root = storage.root()
     folder_name = storage.version_folder_name(job.name)
-    staging = root / f".staging-{folder_name}-job-{job.pk}"
+    staging = root / f"{storage.STAGING_PREFIX}{folder_name}-job-{job.pk}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     placed = None

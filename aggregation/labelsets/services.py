@@ -51,7 +51,6 @@ STRATIFY_BY = ("origin",)
 INJECTION_ORIGIN = "injection"
 _FINE_TUNE_MAX = LabelSet._meta.get_field("fine_tune_from").max_length
 _CHUNK_ROWS = 20_000
-_STAGING_PREFIX = ".export-"
 
 
 class ExportError(InvalidInput):
@@ -256,7 +255,7 @@ def _export(run_id, options: ExportOptions, *, created_by, fine_tune_from, on_pr
     description = _description(run, options, candidates, selected, plan, injections)
     root = Path(settings.LABEL_SETS_ROOT)
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=storage.STAGING_PREFIX, dir=root))
     try:
         reader = _cube_reader(candidates, injections, stamp_size)
         manifest = artifact.write_artifact(
