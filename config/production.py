@@ -39,6 +39,8 @@ SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
 # on what a TLS terminator in front of it says, else its own scheme). gunicorn must be
 # reachable only through the proxy, or a client could claim HTTPS itself.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# nginx appends the client's address to X-Forwarded-For (login lockouts count per client).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1)  # noqa: F405
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=60 * 60 * 24 * 365)  # noqa: F405
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS",  # noqa: F405
                                           default=True)

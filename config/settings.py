@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "training",
     "frontend",
     "operations",
+    # Login throttling: failed sign-ins are counted per client address and per user name.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -51,7 +53,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in with 429.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes first: it refuses a locked-out client before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Locked out after AXES_FAILURE_LIMIT wrong passwords from one address, or for one user name
+# from anywhere (against guessing spread over many addresses), for AXES_COOLOFF_HOURS. An
+# operator lifts a lockout early with `manage.py axes_reset_username NAME` or `axes_reset_ip`.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "labeling.client_ip.client_ip"
+# Reverse proxies in front of the web process that append to X-Forwarded-For (production: 1,
+# nginx); labeling.client_ip reads the client's address through them.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
