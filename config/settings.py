@@ -212,6 +212,11 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from the installed sidecar package: no CDN at run time.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # drf-spectacular's own hook (enums), then the API's one error shape on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "labeling.api.schema.document_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "AnswerEnum": "labeling.records.ANSWERS",
         "ReferenceLabelEnum": "labeling.models.REFERENCE_LABEL_CHOICES",

@@ -19,3 +19,6 @@ urlpatterns = [
     path("", include("frontend.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
 ]
+
+# Under /api/, a path that matches no route is answered with the API's JSON error.
+handler404 = "labeling.api.schema.not_found"

@@ -127,7 +127,8 @@ class LabelSetSerializer(serializers.ModelSerializer):
                                             read_only=True)
     reference_sets = serializers.SlugRelatedField(source="run.reference_sets", slug_field="name",
                                                   many=True, read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              allow_null=True)
     download = serializers.HyperlinkedIdentityField(
         view_name="label-set-download", lookup_field="number", lookup_url_kwarg="number"
     )
@@ -140,8 +141,9 @@ class LabelSetSerializer(serializers.ModelSerializer):
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
-    label_set = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    label_set = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              allow_null=True)
     url = serializers.HyperlinkedIdentityField(view_name="label-set-export",
                                                lookup_url_kwarg="job_id")
 
