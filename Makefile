@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint bench migrate clean e2e-deps evaluate loop
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt requirements-web.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -43,7 +43,13 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-e2e-deps: $(CHROMIUM) node_modules/.package-lock.json
+# nginx runs in tests/hardening/test_slow_clients.py in front of a local gunicorn.
+NGINX := /usr/sbin/nginx
+$(NGINX):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx-light >/dev/null
+
+e2e-deps: $(CHROMIUM) $(NGINX) node_modules/.package-lock.json
 
 test: lint e2e-deps
 	$(PY) -m pytest

@@ -113,23 +113,31 @@ def run_queue(run: AggregationRun) -> None:
 
 
 def run_execute(run_id: int, on_progress: Callable[[int], None] | None = None) -> AggregationRun:
-    """Compute a run and store its results. Safe to call twice: a finished run is left alone,
-    and a run a dead worker left half-way is computed again from scratch (results are written
-    in one transaction, so there is never half a result to clean)."""
-    run = selectors.run_get(run_id)
-    if run.status == AggregationRun.Status.DONE:
-        return run
-    run.status, run.started_at, run.error = AggregationRun.Status.RUNNING, timezone.now(), ""
-    run.save(update_fields=["status", "started_at", "error"])
+    """Compute a run and store its results. Safe to call twice, at once too (a redelivered
+    task): a finished run is left alone, and a run a dead worker left half-way is computed
+    again from scratch (results are written in one transaction, so there is never half a
+    result to clean). The run's row lock orders two deliveries computing at once: the second
+    to write finds the run done and writes nothing, and a failure never undoes a finished run."""
+    selectors.run_get(run_id)  # NotFound for an unknown run, before taking a lock
+    with transaction.atomic():
+        run = AggregationRun.objects.select_for_update(of=("self",)).select_related(
+            "workflow").get(pk=run_id)
+        if run.status == AggregationRun.Status.DONE:
+            return run
+        run.status, run.started_at, run.error = AggregationRun.Status.RUNNING, timezone.now(), ""
+        run.save(update_fields=["status", "started_at", "error"])
     try:
         _compute(run, on_progress)
     except Exception as exc:
-        run.status, run.error, run.finished_at = (
-            AggregationRun.Status.FAILED, f"{type(exc).__name__}: {exc}", timezone.now()
-        )
-        run.save(update_fields=["status", "error", "finished_at"])
+        failed = AggregationRun.objects.filter(pk=run.pk).exclude(
+            status=AggregationRun.Status.DONE
+        ).update(status=AggregationRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
+                 finished_at=timezone.now())
+        if not failed:  # another delivery finished it meanwhile: its result stands
+            return selectors.run_get(run_id)
         raise
-    return run
+    # As this delivery wrote it, or as another one did first.
+    return selectors.run_get(run_id)
 
 
 def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> None:
@@ -150,6 +158,10 @@ def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> 
     summary = _summary(run, data, reference, result)
     started = time.perf_counter()
     with transaction.atomic():
+        # Another delivery of this run may be writing too: one at a time, and only once.
+        if AggregationRun.objects.select_for_update().get(pk=run.pk).status == (
+                AggregationRun.Status.DONE):
+            return
         SubjectPosterior.objects.filter(run=run).delete()
         VolunteerSkill.objects.filter(run=run).delete()
         AppliedClassification.objects.filter(run=run).delete()

@@ -38,6 +38,14 @@ INSTALLED_APPS = [
     "review",
     "training",
     "frontend",
+    "operations",
+    "accounts",
+    "talk",
+    "projects",
+    "allauth",
+    "allauth.account",
+    # Login throttling: failed sign-ins are counted per client address and per user name.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -50,7 +58,28 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in with 429.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes first: it refuses a locked-out client before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+# Locked out after AXES_FAILURE_LIMIT wrong passwords from one address, or for one user name
+# from anywhere (against guessing spread over many addresses), for AXES_COOLOFF_HOURS. An
+# operator lifts a lockout early with `manage.py axes_reset_username NAME` or `axes_reset_ip`.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "labeling.client_ip.client_ip"
+# Reverse proxies in front of the web process that append to X-Forwarded-For (production: 1,
+# nginx); labeling.client_ip reads the client's address through them.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -131,13 +160,28 @@ CELERY_TASK_ROUTES = {
     # Training holds the CPU (or GPU) for minutes to hours; scoring a visit must not wait for it.
     "training.tasks.train_model": {"queue": "training"},
     "training.tasks.score_subjects": {"queue": "scoring"},
+    # Model evaluations the comparison page asks for: on the workers that load models.
+    "training.tasks.evaluate_version": {"queue": "scoring"},
 }
 CELERY_BEAT_SCHEDULE = {
     "aggregate-active-workflows": {
         "task": "aggregation.tasks.aggregate_active_workflows",
         "schedule": env.float("AGGREGATION_INTERVAL_S", default=3600.0),
     },
+    "sweep-stuck-jobs": {
+        "task": "operations.tasks.sweep_stuck_jobs",
+        "schedule": env.float("SWEEP_INTERVAL_S", default=600.0),
+    },
 }
+# A worker that dies mid-task (killed, out of memory) leaves its message to be delivered again,
+# not acknowledged as done: with acks_late, every task is then run again, and is idempotent.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# The sweeper (operations.sweeper): when a job counts as lost or stuck, and when left-over
+# staging folders and stamp files count as abandoned.
+SWEEP_PENDING_AFTER_S = env.int("SWEEP_PENDING_AFTER_S", default=15 * 60)
+SWEEP_RUNNING_LIMIT_S = env.int("SWEEP_RUNNING_LIMIT_S", default=6 * 3600)
+SWEEP_GIVE_UP_AFTER_S = env.int("SWEEP_GIVE_UP_AFTER_S", default=24 * 3600)
+SWEEP_FILES_AFTER_S = env.int("SWEEP_FILES_AFTER_S", default=6 * 3600)
 CELERY_ACCEPT_CONTENT = ["json"]
 
 # The science settings.
@@ -164,6 +208,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "labeling.api.errors.json_exception_handler",
+    # JSON nested beyond any real request is a 400 before it can exhaust the stack.
+    "DEFAULT_PARSER_CLASSES": [
+        "labeling.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -179,6 +229,11 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from the installed sidecar package: no CDN at run time.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # drf-spectacular's own hook (enums), then the API's one error shape on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "labeling.api.schema.document_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "AnswerEnum": "labeling.records.ANSWERS",
         "ReferenceLabelEnum": "labeling.models.REFERENCE_LABEL_CHOICES",
@@ -196,12 +251,6 @@ LOGOUT_REDIRECT_URL = "/"
 
 # --- Accounts (django-allauth): sign-up, e-mail verification, password reset -----------------
 # The accounts app comes before allauth so that its templates (the site's look) win.
-INSTALLED_APPS += ["accounts", "talk", "projects", "allauth", "allauth.account"]
-MIDDLEWARE += ["allauth.account.middleware.AccountMiddleware"]
-AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
-]
 # The adapter merges the browser's anonymous answers into the account on every sign-in.
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"username", "email"}

@@ -22,3 +22,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("frontend.urls")),
 ]
+
+# Under /api/, a path that matches no route is answered with the API's JSON error.
+handler404 = "labeling.api.schema.not_found"

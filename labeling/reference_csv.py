@@ -7,6 +7,10 @@ an `explanation`. The export writes the same columns plus `origin` and `updated_
 an import ignores, so an export is re-importable as it is. When a file has both key columns
 (an export does), `subject_id` is the key and `external_id` is checked against it.
 
+Text cells are written safe to open in a spreadsheet (OWASP's advice on CSV injection): a cell
+that a spreadsheet would run as a formula gets a leading `'`, which the import removes again,
+so an export still round-trips to the original text.
+
 `read_reference_csv` returns every good row and every bad row's problem (row numbers count
 data rows from 1; the header is not a row); it raises `ReferenceCsvError` only for what makes
 the whole file unusable (no header, no key or label column, unknown columns). Whether the
@@ -29,6 +33,29 @@ EXPORT_COLUMNS = (SUBJECT_ID, EXTERNAL_ID, "origin", "label", "expert", "explana
 # Written by the export for people to read; an import accepts and ignores them.
 INFORMATIONAL_COLUMNS = ("origin", "updated_at")
 OPTIONAL_COLUMNS = ("expert", "explanation")
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# Prefixed to such a cell so it is shown as text. A cell that already starts with it is
+# prefixed too, so the reader can always remove exactly one.
+FORMULA_ESCAPE = "'"
+
+
+def spreadsheet_safe(text: str) -> str:
+    """`text` as a CSV cell no spreadsheet runs as a formula; `spreadsheet_text` undoes it."""
+    if text.startswith((*FORMULA_TRIGGERS, FORMULA_ESCAPE)):
+        return FORMULA_ESCAPE + text
+    return text
+
+
+def spreadsheet_text(cell: str) -> str:
+    """The text `spreadsheet_safe` was given for `cell` (a cell never escaped is kept)."""
+    if cell.startswith(FORMULA_ESCAPE) and cell[1:].startswith(
+        (*FORMULA_TRIGGERS, FORMULA_ESCAPE)
+    ):
+        return cell[1:]
+    return cell
 
 
 class ReferenceCsvError(Exception):
@@ -103,7 +130,8 @@ def _check_header(fieldnames: Sequence[str] | None) -> set[str]:
 def _row(number: int, values: dict, columns: set[str]) -> ReferenceRow:
     if None in values:
         raise ValueError("more fields than the header has columns")
-    values = {(name or "").strip(): (value or "").strip() for name, value in values.items()}
+    values = {(name or "").strip(): spreadsheet_text((value or "").strip())
+              for name, value in values.items()}
     subject_id = None
     if SUBJECT_ID in columns:
         try:
@@ -128,13 +156,16 @@ def _row(number: int, values: dict, columns: set[str]) -> ReferenceRow:
 def csv_lines(rows: Iterable[Sequence], header: Sequence[str] = EXPORT_COLUMNS
               ) -> Iterator[str]:
     """The header (by default the export's EXPORT_COLUMNS), then one CSV line per row, one
-    string at a time (the APIs stream them)."""
+    string at a time (the APIs stream them). Text cells are made `spreadsheet_safe`; numbers
+    are written as they are. Lines end in CRLF (RFC 4180): the writer quotes a cell holding a
+    character of the line terminator, and a lone CR in a cell must be quoted too."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     yield _take(buffer)
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([spreadsheet_safe(cell) if isinstance(cell, str) else cell
+                         for cell in row])
         yield _take(buffer)
 
 

@@ -43,9 +43,10 @@ class RegistryPagination(PageNumberPagination):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    parent = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     label_set = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              allow_null=True)
     url = serializers.HyperlinkedIdentityField(view_name="api-model-version",
                                                lookup_field="name")
     weights = serializers.HyperlinkedIdentityField(view_name="api-model-weights",
@@ -68,9 +69,11 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 class TrainingJobSerializer(serializers.ModelSerializer):
     label_set = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    parent = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    parent = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True,
+                                                 allow_null=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              allow_null=True)
     url = serializers.HyperlinkedIdentityField(view_name="api-training-job")
 
     class Meta:
@@ -97,7 +100,8 @@ class TrainingRequestSerializer(serializers.Serializer):
 class ScoringJobSerializer(serializers.ModelSerializer):
     model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
     subject_set = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              allow_null=True)
     url = serializers.HyperlinkedIdentityField(view_name="api-scoring-job")
 
     class Meta:

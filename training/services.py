@@ -3,6 +3,10 @@ score subject sets.
 
 The maths and the network live in `training.ml` (pure PyTorch); this module reads label sets
 and subjects, writes files under MODELS_ROOT and rows in the database, all or nothing.
+
+The web process requests jobs through this module and must never import PyTorch (the web image
+has none): only the functions that run on a worker or a command line (executing, evaluating,
+scoring) import torch and the network, when they are called.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -28,19 +32,8 @@ from labeling import selectors as labeling_selectors
 from labeling.errors import Conflict, InvalidInput, LabelingError
 from labeling.stamps import StampError
 from training import selectors, storage
-from training.ml.dataset import LabelSetDataset, verify
+from training.ml.config import STAMP_SHAPE, EpochRecord, TrainingConfig
 from training.ml.evaluation import evaluate
-from training.ml.model import STAMP_SHAPE, RealBogusCNN
-from training.ml.scoring import predict
-from training.ml.train import EpochRecord, TrainingConfig, fit, pick_device
-from training.ml.weights import (
-    WeightsError,
-    export_onnx,
-    file_sha256,
-    load_model,
-    load_weights,
-    save_weights,
-)
 from training.models import (
     Evaluation,
     JobStatus,
@@ -50,6 +43,10 @@ from training.models import (
     TrainingJob,
     version_name_validator,
 )
+
+if TYPE_CHECKING:
+    from training.ml.dataset import LabelSetDataset
+    from training.ml.model import RealBogusCNN
 
 # A running job's worker writes a heartbeat at least this often ...
 HEARTBEAT_EVERY_S = 30
@@ -135,6 +132,8 @@ def training_job_execute(job_id: int, *, on_epoch: Callable[[EpochRecord], None]
     job with the reason and returns; anything else fails it and is raised for the worker.
     The checkpoint survives a failure, so running the job again continues where it stopped.
     """
+    from training.ml.weights import WeightsError
+
     job = _claim(job_id)
     if job is None:
         return selectors.training_job_get(job_id)
@@ -173,6 +172,12 @@ def _job_failed(job: TrainingJob, message: str) -> None:
 
 
 def _train(job: TrainingJob, *, on_epoch, on_batch) -> ModelVersion:
+    import torch
+
+    from training.ml.model import RealBogusCNN
+    from training.ml.train import fit, pick_device
+    from training.ml.weights import load_weights
+
     label_set = job.label_set
     train, val, test = _splits(label_set)
     config = TrainingConfig.from_dict(job.options)
@@ -204,6 +209,8 @@ def _train(job: TrainingJob, *, on_epoch, on_batch) -> ModelVersion:
 
 
 def _splits(label_set: LabelSet) -> tuple[LabelSetDataset, LabelSetDataset, LabelSetDataset]:
+    from training.ml.dataset import LabelSetDataset, verify
+
     folder = label_set_storage.folder_of(label_set.path)
     problems = verify(folder)
     if problems:
@@ -256,6 +263,9 @@ def _evaluate(model: RealBogusCNN, test: LabelSetDataset, trained_on: list[Label
     """evaluate() on a test split, plus `seen_in_training`: how many of its subjects were in
     the training or validation split of a label set the version or an ancestor learnt from
     (two label sets of one run share subjects). Scores on those flatter the version."""
+    from training.ml.dataset import LabelSetDataset
+    from training.ml.scoring import predict
+
     scores = predict(model, test.images, batch_size=SCORING_BATCH)
     metrics = evaluate(scores, test.labels, origins=test.origins, snr=test.snr)
     seen = [LabelSetDataset(label_set_storage.folder_of(label_set.path), split).subject_ids
@@ -268,9 +278,11 @@ def _register(job: TrainingJob, model: RealBogusCNN, test: LabelSetDataset, metr
               result, *, device: str) -> ModelVersion:
     """Write the version's files to a staging folder, then move them into place in the
     transaction that creates the ModelVersion and marks the job done: all or nothing."""
+    from training.ml.weights import export_onnx, file_sha256, save_weights
+
     root = storage.root()
     folder_name = storage.version_folder_name(job.name)
-    staging = root / f".staging-{folder_name}-job-{job.pk}"
+    staging = root / f"{storage.STAGING_PREFIX}{folder_name}-job-{job.pk}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     placed = None
@@ -335,6 +347,13 @@ def evaluation_get_or_create(version: ModelVersion, label_set: LabelSet) -> Eval
     return evaluation
 
 
+class EvaluationPending(LabelingError):
+    """A comparison waits for evaluations a worker is computing (the web never loads a model)."""
+
+    status_code = 202
+    code = "pending"
+
+
 @dataclass(frozen=True)
 class Comparison:
     a: ModelVersion
@@ -346,18 +365,34 @@ class Comparison:
 
 def versions_compare(a: str, b: str, label_set_number: int | None = None) -> Comparison:
     """Versions a and b evaluated on one label set's test split (default: b's own label
-    set), scored now where not stored yet."""
+    set). An evaluation not stored yet is queued for the `scoring` workers and
+    EvaluationPending is raised: the web process never loads a model."""
+    from training.tasks import evaluate_version
+
     if a == b:
         raise InvalidInput(f"pick two different versions: a and b are both {a}")
     version_a, version_b = selectors.version_get(a), selectors.version_get(b)
     label_set = (version_b.label_set if label_set_number is None
                  else label_set_selectors.label_set_get(label_set_number))
-    return Comparison(version_a, version_b, label_set,
-                      evaluation_get_or_create(version_a, label_set),
-                      evaluation_get_or_create(version_b, label_set))
+    evaluations = [selectors.evaluation_find(version, label_set.pk)
+                   for version in (version_a, version_b)]
+    missing = [version for version, evaluation in zip((version_a, version_b), evaluations,
+                                                      strict=True) if evaluation is None]
+    if missing:
+        for version in missing:
+            transaction.on_commit(
+                lambda pk=version.pk: evaluate_version.delay(pk, label_set.pk))
+        names = " and ".join(version.name for version in missing)
+        raise EvaluationPending(
+            f"{names} {'is' if len(missing) == 1 else 'are'} being evaluated on label set "
+            f"{label_set.number}'s test split by a worker; reload this page in a minute"
+        )
+    return Comparison(version_a, version_b, label_set, *evaluations)
 
 
 def _load(version: ModelVersion) -> RealBogusCNN:
+    from training.ml.weights import WeightsError, load_model
+
     try:
         return load_model(storage.path_of(version.weights_path),
                           expected_sha256=version.weights_sha256)
@@ -408,6 +443,8 @@ def scoring_job_execute(job_id: int, *,
 
 
 def _score(job: ScoringJob, on_progress) -> None:
+    from training.ml.scoring import predict
+
     version = job.model_version
     subjects = job.subject_set.subjects.exclude(stamps="")
     other_sizes = sorted(subjects.exclude(stamp_size=STAMP_SIZE).order_by()

@@ -10,6 +10,9 @@ from django.conf import settings
 WEIGHTS_FILE = "weights.safetensors"
 ONNX_FILE = "model.onnx"
 CHECKPOINT_FILE = "checkpoint.pt"
+# A version's files are written under MODELS_ROOT/<STAGING_PREFIX>... and renamed into place
+# (the sweeper removes those a killed registration left).
+STAGING_PREFIX = ".staging-"
 
 
 def root() -> Path:

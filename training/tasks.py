@@ -33,3 +33,19 @@ def score_subjects(self, job_id: int) -> int:
     except OperationalError as exc:
         raise self.retry(exc=exc, countdown=TRANSIENT_RETRY_S) from exc
     return job.n_done
+
+
+@shared_task(bind=True, acks_late=True, max_retries=5)
+def evaluate_version(self, version_id: int, label_set_id: int) -> int:
+    """Evaluate a version on a label set's test split (the comparison page asks for it: the
+    web process never loads a model); the Evaluation's id. Stored once, so safe to run twice."""
+    from aggregation.models import LabelSet
+    from training import services
+    from training.models import ModelVersion
+
+    try:
+        evaluation = services.evaluation_get_or_create(ModelVersion.objects.get(pk=version_id),
+                                                       LabelSet.objects.get(pk=label_set_id))
+    except OperationalError as exc:
+        raise self.retry(exc=exc, countdown=TRANSIENT_RETRY_S) from exc
+    return evaluation.pk

@@ -69,16 +69,30 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if not first and not last:
         return None
     if not first:
-        suffix = int(last)
+        suffix = _at_most(last, size)
         if suffix == 0 or size == 0:
-            raise RangeNotSatisfiable(f"bytes=-{suffix} of a {size}-byte file")
-        return ByteRange(max(0, size - suffix), size - 1)
-    start = int(first)
-    if last and int(last) < start:
+            raise RangeNotSatisfiable(f"bytes=-{last[:20]} of a {size}-byte file")
+        return ByteRange(size - suffix, size - 1)
+    if last and _numeric_order(last) < _numeric_order(first):
         return None
+    start = _at_most(first, size)
     if start >= size:
-        raise RangeNotSatisfiable(f"bytes={start}- of a {size}-byte file")
-    return ByteRange(start, min(int(last), size - 1) if last else size - 1)
+        raise RangeNotSatisfiable(f"bytes={first[:20]}- of a {size}-byte file")
+    return ByteRange(start, _at_most(last, size - 1) if last else size - 1)
+
+
+def _numeric_order(digits: str) -> tuple[int, str]:
+    """A key that orders decimal strings as their numbers, without converting them: a header
+    may carry more digits than int() accepts (4,300), and they must not cost a 500."""
+    significant = digits.lstrip("0")
+    return len(significant), significant
+
+
+def _at_most(digits: str, ceiling: int) -> int:
+    """min(int(digits), ceiling), converting only numbers no longer than the ceiling."""
+    if _numeric_order(digits) > _numeric_order(str(ceiling)):
+        return ceiling
+    return int(digits)
 
 
 def file_chunks(path: Path, start: int, length: int,
@@ -113,7 +127,8 @@ class LabelSetSerializer(serializers.ModelSerializer):
                                             read_only=True)
     reference_sets = serializers.SlugRelatedField(source="run.reference_sets", slug_field="name",
                                                   many=True, read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              allow_null=True)
     download = serializers.HyperlinkedIdentityField(
         view_name="label-set-download", lookup_field="number", lookup_url_kwarg="number"
     )
@@ -126,8 +141,9 @@ class LabelSetSerializer(serializers.ModelSerializer):
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
-    label_set = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    label_set = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              allow_null=True)
     url = serializers.HyperlinkedIdentityField(view_name="label-set-export",
                                                lookup_url_kwarg="job_id")
 

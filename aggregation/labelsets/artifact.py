@@ -26,6 +26,7 @@ import numpy as np
 
 from aggregation.labelsets.core import CLASS_NAMES, SPLIT_NAMES
 from labeling.records import STAMP_KINDS
+from labeling.reference_csv import spreadsheet_safe
 
 FORMAT_VERSION = 1
 SPLIT_FILES = {name: f"{name}.npz" for name in SPLIT_NAMES}
@@ -193,8 +194,9 @@ def _write_labels_csv(path: Path, splits: Mapping[str, SplitTable]) -> None:
         table = splits[name]
         for i in range(len(table)):
             writer.writerow((
-                name, int(table.subject_ids[i]), table.external_ids[i],
-                CLASS_NAMES[int(table.labels[i])], table.origins[i],
+                # Ids and origins come from ingested alerts: text a spreadsheet must not run.
+                name, int(table.subject_ids[i]), spreadsheet_safe(table.external_ids[i]),
+                CLASS_NAMES[int(table.labels[i])], spreadsheet_safe(table.origins[i]),
                 _float_text(table.snr[i]), _float_text(table.p_real[i]),
             ))
     _write_synced(path, buffer.getvalue().encode())

@@ -3,9 +3,10 @@
 The plan (which subjects, which split) is `core`, the files are `artifact`; this module reads
 the run's labels and the stamps from the database and storage, and registers the result.
 
-An export writes everything into a staging folder under LABEL_SETS_ROOT, then, holding the
-numbering lock, takes the next number, builds the archive, renames folder and archive into
-place and creates the LabelSet row in one transaction that must be the outermost (durable),
+An export writes everything into a staging folder under LABEL_SETS_ROOT, builds the archive for
+the number that is next, then, holding the numbering lock, takes that number (rebuilding the
+archive only if another export took it meanwhile), renames folder and archive into place and
+creates the LabelSet row in one transaction that must be the outermost (durable),
 so that its commit is the real one. Any failure before the commit returns removes what was
 placed and the staging folder: a failed export leaves no row and no files.
 """
@@ -50,7 +51,6 @@ STRATIFY_BY = ("origin",)
 INJECTION_ORIGIN = "injection"
 _FINE_TUNE_MAX = LabelSet._meta.get_field("fine_tune_from").max_length
 _CHUNK_ROWS = 20_000
-_STAGING_PREFIX = ".export-"
 
 
 class ExportError(InvalidInput):
@@ -255,7 +255,7 @@ def _export(run_id, options: ExportOptions, *, created_by, fine_tune_from, on_pr
     description = _description(run, options, candidates, selected, plan, injections)
     root = Path(settings.LABEL_SETS_ROOT)
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=storage.STAGING_PREFIX, dir=root))
     try:
         reader = _cube_reader(candidates, injections, stamp_size)
         manifest = artifact.write_artifact(
@@ -528,8 +528,16 @@ def _description(run: AggregationRun, options: ExportOptions, candidates: _Subje
 
 def _register(run, options: ExportOptions, manifest: dict, staging: Path, *, created_by,
               fine_tune_from: str, job: LabelSetExport | None) -> LabelSet:
-    """Number the label set, place its files and create its row, all or nothing."""
+    """Number the label set, place its files and create its row, all or nothing.
+
+    The archive names its folder, so it depends on the number. It is written before the
+    numbering lock is taken, for the number that is next now; under the lock the number is
+    taken, and only if another export took that one meanwhile is the archive written again,
+    for the new number. The lock is otherwise held for a few renames and one insert, not for
+    writing hundreds of megabytes."""
     placed: list[Path] = []
+    number = _next_number()
+    archive_digest = _write_archive(staging, number)
     try:
         with transaction.atomic(durable=True):
             _lock_numbering()
@@ -537,11 +545,11 @@ def _register(run, options: ExportOptions, manifest: dict, staging: Path, *, cre
                 done = LabelSetExport.objects.select_for_update().get(pk=job.pk).label_set
                 if done is not None:  # the same job, run twice at once, finished first
                     return done
-            number = (LabelSet.objects.aggregate(m=Max("number"))["m"] or 0) + 1
+            if _next_number() != number:  # another export committed this number first
+                number = _next_number()
+                archive_digest = _write_archive(staging, number)
             path = storage.folder_name(number)
             folder, archive = storage.folder_of(path), storage.archive_of(path)
-            archive_digest = artifact.write_archive(staging / "files", staging / "archive.tar",
-                                                    arcname=path)
             _remove_orphans(folder, archive)
             os.rename(staging / "files", folder)
             placed.append(folder)
@@ -568,6 +576,16 @@ def _register(run, options: ExportOptions, manifest: dict, staging: Path, *, cre
             _remove(path)
         raise
     return label_set
+
+
+def _next_number() -> int:
+    return (LabelSet.objects.aggregate(m=Max("number"))["m"] or 0) + 1
+
+
+def _write_archive(staging: Path, number: int) -> dict:
+    """The staged files as the archive of label set `number` (staging/archive.tar)."""
+    return artifact.write_archive(staging / "files", staging / "archive.tar",
+                                  arcname=storage.folder_name(number))
 
 
 def _lock_numbering() -> None:

@@ -6,6 +6,10 @@ from pathlib import Path
 
 from django.conf import settings
 
+# An export's staging folder under LABEL_SETS_ROOT, until its files are placed (the sweeper
+# removes those a killed export left).
+STAGING_PREFIX = ".export-"
+
 
 def folder_name(number: int) -> str:
     return f"label-set-{number:04d}"

@@ -24,7 +24,7 @@ urlpatterns = [
     path("subjects/<int:subject_id>/", views.SubjectDetailView.as_view(), name="subject-detail"),
     path(
         "subjects/<int:subject_id>/images/<str:kind>.png",
-        views.subject_image,
+        views.SubjectImageView.as_view(),
         name="subject-image",
     ),
     path("subjects/<int:subject_id>/pixels/", views.subject_pixels, name="subject-pixels"),

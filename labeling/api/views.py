@@ -7,7 +7,8 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.decorators import method_decorator
 from django.utils.http import quote_etag
 from django.views.decorators.csrf import ensure_csrf_cookie
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import api_view, permission_classes
@@ -20,6 +21,7 @@ from labeling.api import serializers as s
 from labeling.api.permissions import CanReadReferenceLabels, CanSeeSubjectTruth, IsStaff
 from labeling.errors import LabelingError
 from labeling.models import ReferenceSet, Subject, Workflow
+from labeling.records import STAMP_KINDS
 from labeling.rendering import STRETCH_VERSION
 
 # Stamps never change once ingested; a render changes only with the stretch version, which
@@ -136,20 +138,36 @@ class TutorialView(APIView):
         return Response(s.TutorialSerializer({"examples": examples}).data)
 
 
-def subject_image(request, subject_id: int, kind: str):
+class SubjectImageView(APIView):
     """A stamp as PNG, for anyone who may classify: it shows pixels, nothing else."""
-    etag = quote_etag(f"{subject_id}-{kind}-{STRETCH_VERSION}")
-    if request.headers.get("If-None-Match") == etag:
-        response = HttpResponse(status=304)
-    else:
-        try:
-            png = selectors.subject_image_png(subject_id, kind)
-        except LabelingError as exc:
-            return JsonResponse({"error": exc.code, "detail": exc.message}, status=exc.status_code)
-        response = HttpResponse(png, content_type="image/png")
-    response["ETag"] = etag
-    response["Cache-Control"] = f"public, max-age={IMAGE_MAX_AGE}"
-    return response
+
+    permission_classes = [AllowAny]
+
+    def perform_content_negotiation(self, request, force=False):
+        # An <img> asks for image/*: negotiation only picks how errors are written, JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=STAMP_KINDS)],
+        responses={
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, "the stamp, rendered"),
+            304: OpenApiResponse(description="If-None-Match matched the ETag"),
+        },
+    )
+    def get(self, request, subject_id: int, kind: str):
+        etag = quote_etag(f"{subject_id}-{kind}-{STRETCH_VERSION}")
+        if request.headers.get("If-None-Match") == etag:
+            response = HttpResponse(status=304)
+        else:
+            try:
+                png = selectors.subject_image_png(subject_id, kind)
+            except LabelingError as exc:
+                return JsonResponse({"error": exc.code, "detail": exc.message},
+                                    status=exc.status_code)
+            response = HttpResponse(png, content_type="image/png")
+        response["ETag"] = etag
+        response["Cache-Control"] = f"public, max-age={IMAGE_MAX_AGE}"
+        return response
 
 
 @extend_schema(responses=s.SubjectPixelsSerializer)

@@ -15,6 +15,7 @@ from aggregation.labelsets.services import ExportOptions, label_set_export
 from labeling.errors import Conflict, InvalidInput, NotFound
 from tests.training.conftest import QUICK, export_label_set, train_version
 from training import presenters, services, storage
+from training.ml import train
 from training.ml.dataset import LabelSetDataset
 from training.ml.model import RealBogusCNN
 from training.ml.scoring import predict
@@ -47,13 +48,13 @@ def test_a_base_model_is_registered_with_its_files_and_its_evaluation(label_set)
 
 def test_fine_tuning_starts_from_the_parents_weights(label_set, base_version, monkeypatch):
     seen = {}
-    real_fit = services.fit
+    real_fit = train.fit
 
     def spy(model, *args, **kwargs):
         seen.update({key: value.clone() for key, value in model.state_dict().items()})
         return real_fit(model, *args, **kwargs)
 
-    monkeypatch.setattr(services, "fit", spy)
+    monkeypatch.setattr(train, "fit", spy)
     job = train_version(label_set, parent=base_version.name)
 
     assert job.status == JobStatus.DONE, job.error

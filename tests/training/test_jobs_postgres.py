@@ -9,6 +9,7 @@ from django.db import connection
 
 from tests.training.conftest import QUICK, export_label_set
 from training import services
+from training.ml import train
 from training.models import JobStatus, ModelVersion
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -18,13 +19,13 @@ def test_a_job_delivered_to_several_workers_at_once_is_trained_once(workflow, mo
     label_set = export_label_set(workflow)
     job = services.training_job_create(label_set.number, options=QUICK, queue=False)
     trainings = []
-    real_fit = services.fit
+    real_fit = train.fit
 
     def counting_fit(*args, **kwargs):
         trainings.append(threading.get_ident())
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(services, "fit", counting_fit)
+    monkeypatch.setattr(train, "fit", counting_fit)
     workers = 4
     barrier = threading.Barrier(workers)
     errors, outcomes = [], []

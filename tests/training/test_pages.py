@@ -244,12 +244,17 @@ def test_unknown_versions_and_figures_are_404(registry, ml_client):
 
 
 @pytest.mark.django_db
-def test_compare_evaluates_both_on_b_s_label_set_by_default(label_set, second_label_set,
-                                                            ml_client):
+def test_compare_evaluates_both_on_b_s_label_set_by_default(
+        label_set, second_label_set, ml_client, django_capture_on_commit_callbacks):
     make_version("v0.1", label_set)
     make_version("v0.2", second_label_set, evaluated=False, seed=2)
+    # Neither is evaluated there yet: the page says a worker is on it, and queues both.
+    with django_capture_on_commit_callbacks(execute=True):
+        pending = ml_client.get("/models/compare/?a=v0.1&b=v0.2")
+    assert pending.status_code == 202
+    assert "v0.1 and v0.2 are being evaluated on label set" in pending.content.decode()
     page = ml_client.get("/models/compare/?a=v0.1&b=v0.2").content.decode()
-    # Both were scored now on v0.2's test split, and the evaluations are stored.
+    # Both were scored on v0.2's test split by the queued tasks, and the evaluations stored.
     evaluations = Evaluation.objects.filter(label_set=second_label_set)
     assert set(evaluations.values_list("model_version__name", flat=True)) == {"v0.1", "v0.2"}
     a = evaluations.get(model_version__name="v0.1").metrics
@@ -268,11 +273,13 @@ def test_compare_evaluates_both_on_b_s_label_set_by_default(label_set, second_la
 
 
 @pytest.mark.django_db
-def test_compare_on_a_chosen_label_set_scores_both_there(label_set, second_label_set,
-                                                         ml_client):
+def test_compare_on_a_chosen_label_set_scores_both_there(
+        label_set, second_label_set, ml_client, django_capture_on_commit_callbacks):
     make_version("v0.1", label_set)
     make_version("v0.2", second_label_set, seed=2)
     url = f"/models/compare/?a=v0.1&b=v0.2&label_set={label_set.number}"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ml_client.get(url).status_code == 202  # v0.2 is queued for evaluation there
     assert ml_client.get(url).status_code == 200
     assert set(Evaluation.objects.filter(label_set=label_set)
                .values_list("model_version__name", flat=True)) == {"v0.1", "v0.2"}

@@ -36,6 +36,8 @@ from itertools import pairwise
 import torch
 from torch import nn
 
+from training.ml.config import STAMP_SHAPE
+
 __all__ = [
     "STAMP_CLIP",
     "STAMP_SHAPE",
@@ -44,7 +46,6 @@ __all__ = [
     "parameter_count",
 ]
 
-STAMP_SHAPE = (3, 51, 51)
 STAMP_CLIP = 10.0
 # Added to the standard deviation (in units of the channel's largest absolute value) so that
 # a constant channel divides by a positive number; it then normalises to zeros.
