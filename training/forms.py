@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 
 from labeling.models import SubjectSet
-from training.ml.train import TrainingConfig
+from training.ml.config import TrainingConfig
 
 # The defaults shown in the form are the training defaults themselves.
 DEFAULTS = TrainingConfig()
