@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class AggregationConfig(AppConfig):
     name = "aggregation"
     verbose_name = "SWAP aggregation"
+
+    def ready(self):
+        # The classification and reference-label services call these through labeling.hooks:
+        # labeling never imports aggregation.
+        from aggregation import services
+        from labeling import hooks
+
+        hooks.on_answer_stored(services.live_apply)
+        hooks.on_reference_labels_changed(services.live_rebuild_for_subjects)

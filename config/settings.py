@@ -122,12 +122,11 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
-# Long batch runs get their own queue so they never hold up the per-answer online updates.
+# Long batch runs get their own queue, away from the default queue's short jobs.
 CELERY_TASK_ROUTES = {
     "aggregation.tasks.aggregate_workflow": {"queue": "aggregation"},
     "aggregation.tasks.aggregate_active_workflows": {"queue": "aggregation"},
     "aggregation.tasks.export_label_set": {"queue": "aggregation"},
-    "aggregation.tasks.swap_online_update": {"queue": "online"},
     # Training holds the CPU (or GPU) for minutes to hours; scoring a visit must not wait for it.
     "training.tasks.train_model": {"queue": "training"},
     "training.tasks.score_subjects": {"queue": "scoring"},

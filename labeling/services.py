@@ -20,8 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from aggregation import tasks as aggregation_tasks
-from labeling import roles, rules, selectors, stamps
+from labeling import hooks, roles, rules, selectors, stamps
 from labeling.errors import Conflict, Forbidden, InvalidInput, NotFound
 from labeling.models import (
     Classification,
@@ -383,14 +382,12 @@ def _classification_record(
             counted=not reason,
             not_counted_reason=reason,
         )
-        if not reason and submission.live_update:
-            # robust: the answer is stored whatever happens to the live posterior's update;
-            # the periodic batch run recomputes everything from the classifications anyway.
-            # (a lambda, not a partial: Django logs a robust callback's __qualname__)
-            classification_id = classification.pk
-            transaction.on_commit(
-                lambda: aggregation_tasks.queue_online_update(classification_id), robust=True
-            )
+        if submission.live_update and rules.swap_reads(reason):
+            # In this transaction: the live state changes if and only if the answer is stored.
+            hooks.answer_stored(hooks.StoredAnswer(
+                classification.pk, submission.workflow_id, subject_id, volunteer.pk,
+                submission.answer == "real",
+            ))
     return ClassificationOutcome(classification, created=True, subject_retired=status.retired)
 
 
@@ -446,12 +443,14 @@ def _replay_outcome(
 def _not_counted_reason(
     volunteer: Volunteer, status: SubjectWorkflowStatus, *, answered_before: bool
 ) -> str:
-    if not status.workflow.active:
-        return NotCounted.WORKFLOW_INACTIVE
+    # The two reasons SWAP does not read come first, so an answer that is both a repeat and
+    # late, say, is never mistaken for evidence.
     if answered_before:
         return NotCounted.REPEAT
     if status.is_reference and volunteer.user_id and roles.is_expert(volunteer.user):
         return NotCounted.EXPERT_ON_REFERENCE
+    if not status.workflow.active:
+        return NotCounted.WORKFLOW_INACTIVE
     if status.retired:
         return NotCounted.RETIRED
     return NotCounted.COUNTED
@@ -562,6 +561,8 @@ def _reference_label_write_once(
             current.save(update_fields=_CHANGED_FIELDS)
             outcome = LABEL_CHANGED
         change.save()
+        if change.old_label != change.new_label:
+            hooks.reference_labels_changed([wanted.subject_id])
     return ReferenceLabelWrite(current, outcome)
 
 
@@ -643,6 +644,9 @@ def _reference_labels_write(
         ReferenceLabel.objects.bulk_create(new)
         ReferenceLabel.objects.bulk_update(changed, _CHANGED_FIELDS)
         ReferenceLabelChange.objects.bulk_create(changes)
+        relabelled = [c.subject_id for c in changes if c.old_label != c.new_label]
+        if relabelled:
+            hooks.reference_labels_changed(relabelled)
         counts[LABEL_CREATED] += len(new)
         counts[LABEL_CHANGED] += len(changed)
         if on_progress:
