@@ -144,6 +144,14 @@ STAMP_SIZE = env.int("STAMP_SIZE", default=51)
 RENDER_SCALE = env.int("RENDER_SCALE", default=6)
 # Anonymous volunteers are identified by their session; keep it a season long.
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 24 * 180)
+# Identities and abuse (README, "What the platform defends against"). A served-subject token
+# is good this long; a client address may create this many anonymous identities an hour; a
+# volunteer may answer this many times a minute; an anonymous volunteer's first answers in a
+# workflow are evidence for SWAP but do not count toward retirement.
+SERVED_TOKEN_MAX_AGE_S = env.int("SERVED_TOKEN_MAX_AGE_S", default=24 * 3600)
+ANONYMOUS_IDENTITIES_PER_HOUR = env.int("ANONYMOUS_IDENTITIES_PER_HOUR", default=30)
+ANSWERS_PER_MINUTE = env.int("ANSWERS_PER_MINUTE", default=120)
+ANONYMOUS_PROBATION_ANSWERS = env.int("ANONYMOUS_PROBATION_ANSWERS", default=3)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

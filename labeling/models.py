@@ -218,6 +218,7 @@ class NotCounted(models.TextChoices):
     RETIRED = rules.RETIRED, "the subject had already retired"
     EXPERT_ON_REFERENCE = rules.EXPERT_ON_REFERENCE, "an expert classified a reference subject"
     WORKFLOW_INACTIVE = rules.WORKFLOW_INACTIVE, "the workflow was not active"
+    PROBATION = rules.PROBATION, "one of an anonymous volunteer's first answers in the workflow"
 
 
 class Classification(models.Model):

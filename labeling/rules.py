@@ -21,6 +21,9 @@ REPEAT = "repeat"
 RETIRED = "retired"
 EXPERT_ON_REFERENCE = "expert_on_reference"
 WORKFLOW_INACTIVE = "workflow_inactive"
+# An anonymous volunteer's first answers in a workflow (README, "What the platform defends
+# against"): a crowd of fresh anonymous identities cannot retire a subject.
+PROBATION = "probation"
 
 # Answers SWAP never reads: a volunteer's second answer on a subject (one person is one
 # witness), and an expert's answer on a subject whose reference label that expert's team set

@@ -51,7 +51,7 @@ def workflow_get(workflow_id: int) -> Workflow:
 
 def subject_queue(
     *,
-    volunteer: Volunteer,
+    volunteer: Volunteer | None,
     workflow: Workflow,
     n: int,
     exclude: frozenset[int] = frozenset(),
@@ -68,14 +68,19 @@ def subject_queue(
     if not 1 <= n <= MAX_QUEUE_SIZE:
         raise InvalidInput(f"n must be between 1 and {MAX_QUEUE_SIZE}")
     rng = rng or random.Random()
-    n_classified = Classification.objects.filter(workflow=workflow, volunteer=volunteer).count()
+    # A visitor who has never answered has no Volunteer row (it is made at the first answer).
+    n_classified = 0 if volunteer is None else Classification.objects.filter(
+        workflow=workflow, volunteer=volunteer).count()
     if not workflow.active:
         return SubjectQueue([], finished=True, n_classified=n_classified)
     schedule = rules.validate_gold_schedule(workflow.gold_schedule)
     n_gold = sum(rng.random() < rules.gold_rate(n_classified + i, schedule) for i in range(n))
 
-    seen = Classification.objects.filter(volunteer=volunteer, subject_id=OuterRef("subject_id"))
-    unseen = _servable(workflow).exclude(Exists(seen)).exclude(subject_id__in=exclude)
+    unseen = _servable(workflow).exclude(subject_id__in=exclude)
+    if volunteer is not None:
+        seen = Classification.objects.filter(volunteer=volunteer,
+                                             subject_id=OuterRef("subject_id"))
+        unseen = unseen.exclude(Exists(seen))
     science = unseen.exclude(IS_REFERENCE)
     gold = _draw(unseen.filter(IS_REFERENCE), n_gold, rng)
     # The tutorial shows its examples with their answers: as gold they would measure nothing,

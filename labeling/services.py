@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from labeling import hooks, roles, rules, selectors, stamps
+from labeling import hooks, roles, rules, selectors, serving, stamps, throttle
 from labeling.errors import Conflict, Forbidden, InvalidInput, NotFound
 from labeling.models import (
     Classification,
@@ -248,11 +248,27 @@ def _subject_from_record(record: SubjectRecord, subject_set: SubjectSet) -> Subj
 # --- volunteers --------------------------------------------------------------------------
 
 
+def volunteer_lookup(request) -> Volunteer | None:
+    """The volunteer behind a request, if they have answered before; writes nothing."""
+    if request.user.is_authenticated:
+        return Volunteer.objects.filter(user=request.user).first()
+    session_key = request.session.session_key
+    return Volunteer.objects.filter(session_key=session_key).first() if session_key else None
+
+
 def volunteer_for_request(request) -> Volunteer:
-    """The volunteer behind a request: the signed-in user, else the browser session."""
+    """The volunteer behind a request: the signed-in user, else the browser session, both
+    created at the first answer. A client address may create only
+    `ANONYMOUS_IDENTITIES_PER_HOUR` anonymous identities (Throttled, 429)."""
     if request.user.is_authenticated:
         volunteer, _ = Volunteer.objects.get_or_create(user=request.user)
         return volunteer
+    volunteer = volunteer_lookup(request)
+    if volunteer is not None:
+        return volunteer
+    throttle.rate_limit(f"anonymous:{request.META.get('REMOTE_ADDR', '')}",
+                        settings.ANONYMOUS_IDENTITIES_PER_HOUR, 3600,
+                        "new anonymous volunteers from this address")
     if not request.session.session_key:
         request.session.save()
     volunteer, _ = Volunteer.objects.get_or_create(session_key=request.session.session_key)
@@ -291,6 +307,29 @@ class ClassificationOutcome:
     classification: Classification
     created: bool
     subject_retired: bool
+
+
+def classification_submit(
+    *,
+    request,
+    workflow_id: int,
+    subject_id: int,
+    answer: str,
+    client_id: uuid.UUID,
+    token: str,
+    answered_at: datetime | None = None,
+) -> ClassificationOutcome:
+    """An answer from the API: only for a subject the queue served this caller (`token`,
+    else NotServed, 403, and nothing is written), at most `ANSWERS_PER_MINUTE` a minute
+    (Throttled, 429). An anonymous caller's identity is created here, at its first answer."""
+    identity = serving.identity_for_request(request)
+    serving.require_served(identity, workflow_id, subject_id, token)
+    throttle.rate_limit(f"answers:{identity.key}", settings.ANSWERS_PER_MINUTE, 60, "answers")
+    return classification_create(
+        volunteer=volunteer_for_request(request), workflow_id=workflow_id,
+        subject_id=subject_id, answer=answer, client_id=client_id, answered_at=answered_at,
+        user_agent=request.headers.get("User-Agent", ""),
+    )
 
 
 def classification_create(
@@ -365,6 +404,8 @@ def _classification_record(
             if previous.client_id == submission.client_id:
                 return _replay_outcome(previous, volunteer, status)
         reason = _not_counted_reason(volunteer, status, answered_before=bool(earlier))
+        if not reason and _on_probation(volunteer, submission.workflow_id):
+            reason = NotCounted.PROBATION
         if reason == NotCounted.REPEAT and not store_repeats:
             raise Conflict(f"you have already classified subject {subject_id}")
         if not reason:
@@ -438,6 +479,16 @@ def _replay_outcome(
             workflow_id=previous.workflow_id, subject_id=previous.subject_id
         )
     return ClassificationOutcome(previous, created=False, subject_retired=status.retired)
+
+
+def _on_probation(volunteer: Volunteer, workflow_id: int) -> bool:
+    """An anonymous volunteer's first `ANONYMOUS_PROBATION_ANSWERS` answers in a workflow do
+    not count toward retirement: retiring a subject then takes identities with a history."""
+    probation = settings.ANONYMOUS_PROBATION_ANSWERS
+    if not probation or volunteer.session_key is None:
+        return False
+    earlier = Classification.objects.filter(volunteer=volunteer, workflow_id=workflow_id)
+    return earlier[:probation].count() < probation
 
 
 def _not_counted_reason(

@@ -56,7 +56,7 @@ def test_volunteers_see_ids_and_images_only(workflow, subject_ids, make_user):
     body = queue(token_client(make_user("v")), workflow, n=3)
     assert len(body["subjects"]) == 3
     for subject in body["subjects"]:
-        assert set(subject) == {"id", "images"}
+        assert set(subject) == {"id", "images", "token"}
         assert set(subject["images"]) == {"template", "science", "difference"}
 
 
