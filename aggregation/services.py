@@ -44,6 +44,7 @@ from labeling import hooks
 from labeling.errors import InvalidInput
 from labeling.models import Classification, ReferenceLabel, ReferenceSet, Workflow
 from labeling.records import DEFAULT_UNION_POLICY, UNION_POLICIES
+from outbox import services as outbox
 
 _LABEL_NAMES = {REAL: "real", BOGUS: "bogus", UNKNOWN: ""}
 _WRITE_BATCH = 5_000
@@ -99,10 +100,9 @@ def run_create(
 
 
 def run_queue(run: AggregationRun) -> None:
-    """Queue the run's execution once the transaction that created it commits."""
-    from aggregation.tasks import aggregate_workflow
-
-    transaction.on_commit(lambda: aggregate_workflow.delay(run.pk))
+    """Queue the run's execution once the transaction that created it commits (through the
+    outbox: the caller never waits on the broker)."""
+    outbox.enqueue("aggregation.tasks.aggregate_workflow", run.pk)
 
 
 def run_execute(run_id: int, on_progress: Callable[[int], None] | None = None) -> AggregationRun:

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "outbox",
     "labeling",
     "aggregation",
     "review",
@@ -132,6 +133,11 @@ CELERY_TASK_ROUTES = {
     "training.tasks.score_subjects": {"queue": "scoring"},
 }
 CELERY_BEAT_SCHEDULE = {
+    # The web process records queued work in PostgreSQL (outbox); a worker sends it.
+    "outbox-drain": {
+        "task": "outbox.tasks.outbox_drain",
+        "schedule": env.float("OUTBOX_DRAIN_INTERVAL_S", default=2.0),
+    },
     "aggregate-active-workflows": {
         "task": "aggregation.tasks.aggregate_active_workflows",
         "schedule": env.float("AGGREGATION_INTERVAL_S", default=3600.0),

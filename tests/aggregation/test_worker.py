@@ -14,6 +14,7 @@ from aggregation import services
 from aggregation.models import AggregationRun, SubjectPosterior
 from config.celery import app
 from labeling.models import Volunteer
+from outbox import services as outbox
 from tests.aggregation.conftest import build_crowd
 
 pytestmark = [
@@ -47,7 +48,8 @@ def test_a_live_run_built_by_a_worker_takes_each_answer_in_its_transaction(
     crowd = build_crowd(workflow, n_subjects=8, n_volunteers=3)
     live = services.run_create(workflow=workflow, reference_sets=[crowd.reference],
                                mode="online")
-    services.run_queue(live)  # outside a transaction: queued at once
+    services.run_queue(live)  # recorded in the outbox; the periodic drain sends it
+    assert outbox.drain() == 1
     _wait_for(lambda: AggregationRun.objects.get(pk=live.pk).live, "build the live run")
 
     newcomer = Volunteer.objects.create(external_name="newcomer")
