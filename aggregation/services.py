@@ -386,22 +386,33 @@ def live_rebuild_for_subjects(subject_ids: list[int]) -> None:
 
 
 def _locked_posterior(run, subject_id: int, params: SwapParams) -> SubjectPosterior:
+    """The run's posterior row for the subject, created at the prior if new, locked: one
+    statement (an upsert that touches the row locks it and returns it)."""
     initial = SubjectState.initial(params)
-    SubjectPosterior.objects.bulk_create(
-        [SubjectPosterior(run=run, subject_id=subject_id, p_real=initial.p_real,
-                          log_odds=initial.log_odds)],
-        ignore_conflicts=True,
+    table = SubjectPosterior._meta.db_table
+    (row,) = SubjectPosterior.objects.raw(
+        f"INSERT INTO {table} (run_id, subject_id, p_real, log_odds, trajectory, n_counted,"
+        " label, stable) VALUES (%s, %s, %s, %s, '[]', 0, '', false)"
+        " ON CONFLICT (run_id, subject_id) DO UPDATE SET run_id = EXCLUDED.run_id"
+        f" RETURNING {table}.*",
+        [run.pk, subject_id, initial.p_real, initial.log_odds],
     )
-    return SubjectPosterior.objects.select_for_update().get(run=run, subject_id=subject_id)
+    return row
 
 
 def _locked_skill(run, volunteer_id: int, params: SwapParams) -> VolunteerSkill:
+    """The run's skill row for the volunteer, created with no history if new, locked."""
     p_real, p_bogus = VolunteerState().skills(params)
-    VolunteerSkill.objects.bulk_create(
-        [VolunteerSkill(run=run, volunteer_id=volunteer_id, p_real=p_real, p_bogus=p_bogus)],
-        ignore_conflicts=True,
+    table = VolunteerSkill._meta.db_table
+    (row,) = VolunteerSkill.objects.raw(
+        f"INSERT INTO {table} (run_id, volunteer_id, p_real, p_bogus, n_real_seen,"
+        " n_real_correct, n_bogus_seen, n_bogus_correct, n_classifications, contributes)"
+        " VALUES (%s, %s, %s, %s, 0, 0, 0, 0, 0, false)"
+        " ON CONFLICT (run_id, volunteer_id) DO UPDATE SET run_id = EXCLUDED.run_id"
+        f" RETURNING {table}.*",
+        [run.pk, volunteer_id, p_real, p_bogus],
     )
-    return VolunteerSkill.objects.select_for_update().get(run=run, volunteer_id=volunteer_id)
+    return row
 
 
 def _save_posterior(posterior: SubjectPosterior, state: SubjectState, params: SwapParams) -> None:

@@ -359,7 +359,7 @@ def classification_create(
     _require_answer(answer, "answer")
     submission = _Submission(
         volunteer, workflow_id, subject_id, answer, client_id, user_agent[:300], answered_at,
-        created_at or timezone.now(), external_id, live_update,
+        created_at, external_id, live_update,
     )
     try:
         return _classification_record(submission, store_repeats=store_repeats)
@@ -381,7 +381,7 @@ class _Submission:
     client_id: uuid.UUID
     user_agent: str
     answered_at: datetime | None
-    created_at: datetime
+    created_at: datetime | None  # None: now, read once the subject's lock is held
     external_id: str
     live_update: bool
 
@@ -418,7 +418,9 @@ def _classification_record(
             answer=submission.answer,
             answered_at=submission.answered_at,
             user_agent=submission.user_agent,
-            created_at=submission.created_at,
+            # Taken under the subject's lock, so a subject's answers are stamped in the order
+            # they were applied to its live state: a replay, ordered by time, agrees.
+            created_at=submission.created_at or timezone.now(),
             external_id=submission.external_id,
             counted=not reason,
             not_counted_reason=reason,
