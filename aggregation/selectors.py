@@ -331,16 +331,22 @@ def run_union_policy(run: AggregationRun) -> str:
 
 
 def subject_truth_for(run: AggregationRun, subject_id: int) -> int:
-    """One subject's truth under a run's reference sets and union policy (for the online
-    update): the same settlement as `run_reference_truth`, tutorial examples included."""
-    settled, _ = _union(
-        ReferenceLabel.objects.filter(subject_id=subject_id), run_reference_sets(run),
-        run_union_policy(run),
+    """One subject's truth under a run's reference sets and union policy (for the live step):
+    the same settlement as `run_reference_truth`, tutorial examples included. One query for a
+    subject no set labels, which is most of them."""
+    rows = list(
+        ReferenceLabel.objects.counted()
+        .filter(subject_id=subject_id, reference_set__aggregation_runs=run)
+        .values_list("reference_set__name", "label")
     )
-    truth = settled.get(subject_id, UNKNOWN)
-    if truth != UNKNOWN and subject_id in _tutorial_subject_ids(run.workflow):
+    if not rows:
         return UNKNOWN
-    return truth
+    order = {name: i for i, name in enumerate(_split_names(run.reference_name))}
+    ranked = sorted(rows, key=lambda row: order.get(row[0], len(order)))
+    label, _ = union_label([label for _, label in ranked], run_union_policy(run))
+    if label is None or subject_id in _tutorial_subject_ids(run.workflow):
+        return UNKNOWN
+    return LABEL_CODES[label]
 
 
 def simulated_truth(workflow: Workflow, subject_ids: np.ndarray) -> np.ndarray | None:
