@@ -157,3 +157,16 @@ def test_tutorial_subjects_calibrate_nobody(crowd, mode):
         crowd.answer(newcomer, examples[0], "real")
         skill = VolunteerSkill.objects.get(run=run, volunteer=newcomer)
         assert (skill.n_real_seen, skill.n_classifications) == (0, 1)
+
+
+@pytest.mark.parametrize("mode", ["batch", "em", "online"])
+def test_every_mode_reads_answers_that_arrived_after_retirement(crowd, mode):
+    retired = crowd.subject_ids[9]
+    SubjectWorkflowStatus.objects.filter(subject_id=retired).update(retired=True)
+    late = crowd.answer(Volunteer.objects.create(external_name="late"), retired, "real")
+    assert late.classification.not_counted_reason == "retired"
+    run = services.run_execute(services.run_create(
+        workflow=crowd.workflow, reference_sets=[crowd.reference], mode=mode).pk)
+    assert run.n_classifications == Classification.objects.count()
+    assert SubjectPosterior.objects.get(run=run, subject_id=retired).n_counted == len(
+        crowd.volunteers) + 1
