@@ -111,6 +111,8 @@ def run_execute(run_id: int, on_progress: Callable[[int], None] | None = None) -
     in one transaction, so there is never half a result to clean)."""
     run = selectors.run_get(run_id)
     if run.status == AggregationRun.Status.DONE:
+        if run.mode == Mode.ONLINE and not run.live:
+            _go_live(run)  # a worker died between computing the run and swapping it in
         return run
     run.status, run.started_at, run.error = AggregationRun.Status.RUNNING, timezone.now(), ""
     run.save(update_fields=["status", "started_at", "error"])
@@ -287,6 +289,9 @@ def _write_skills(run, data, result: SwapResult) -> None:
 # Catch-up rounds run without the lock until at most this many answers are left; the last
 # round runs under it, so intake pauses only for that many online steps.
 CATCH_UP_UNDER_LOCK = 500
+# Under a sustained flood the unlocked rounds might never get below that; after this many the
+# last round takes the lock anyway.
+CATCH_UP_ROUNDS = 10
 
 
 def live_apply(answer: hooks.StoredAnswer) -> None:
@@ -324,23 +329,30 @@ def _apply(run, params: SwapParams, subject_id: int, volunteer_id: int, says_rea
 def _go_live(run: AggregationRun) -> None:
     """Catch a freshly replayed online run up with the answers stored since its replay's mark,
     then make it the workflow's live run, unless a newer online run already is."""
+    if _newer_live_run(run):
+        return
     params = SwapParams(**run.parameters)
-    while True:
+    for _ in range(CATCH_UP_ROUNDS):
         mark = selectors.last_classification_id(run.workflow_id)
-        applied = _catch_up(run, params, through_id=mark)
-        if applied <= CATCH_UP_UNDER_LOCK:
+        if _catch_up(run, params, through_id=mark) <= CATCH_UP_UNDER_LOCK:
             break
     with transaction.atomic():
+        # Two rebuilds swapping at once take turns on the workflow row. NO KEY UPDATE: an
+        # answer's insert takes KEY SHARE on it (its foreign key), which this must not block.
+        Workflow.objects.select_for_update(no_key=True).filter(pk=run.workflow_id).first()
         selectors.lock_classifications()
         _catch_up(run, params, through_id=None)
-        current = AggregationRun.objects.select_for_update().filter(
-            workflow_id=run.workflow_id, live=True
-        ).first()
-        if current is not None and current.pk > run.pk:
+        if _newer_live_run(run):
             return
         AggregationRun.objects.filter(workflow_id=run.workflow_id, live=True).update(live=False)
         run.live = True
         run.save(update_fields=["live", "replayed_through"])
+
+
+def _newer_live_run(run: AggregationRun) -> bool:
+    return AggregationRun.objects.filter(
+        workflow_id=run.workflow_id, live=True, pk__gt=run.pk
+    ).exists()
 
 
 def _catch_up(run: AggregationRun, params: SwapParams, *, through_id: int | None) -> int:
@@ -362,10 +374,16 @@ def _catch_up(run: AggregationRun, params: SwapParams, *, through_id: int | None
 
 def live_rebuild(workflow: Workflow, *, triggered_by: str = "rebuild") -> AggregationRun | None:
     """Queue a new online run with the live run's reference sets, policy and parameters; it
-    replaces the live run when it is built. None when the workflow has no live run."""
+    replaces the live run when it is built. A rebuild already queued and not yet started is
+    reused. None when the workflow has no live run."""
     live = AggregationRun.objects.filter(workflow=workflow, live=True).first()
     if live is None:
         return None
+    waiting = AggregationRun.objects.filter(
+        workflow=workflow, mode=Mode.ONLINE, status=AggregationRun.Status.PENDING, pk__gt=live.pk
+    ).first()
+    if waiting is not None:
+        return waiting  # not started yet: it will read everything changed until it starts
     run = run_create(
         workflow=workflow, reference_sets=selectors.run_reference_sets(live), mode=Mode.ONLINE,
         params=SwapParams(**live.parameters), union_policy=selectors.run_union_policy(live),

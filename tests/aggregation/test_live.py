@@ -170,3 +170,29 @@ def test_every_mode_reads_answers_that_arrived_after_retirement(crowd, mode):
     assert run.n_classifications == Classification.objects.count()
     assert SubjectPosterior.objects.get(run=run, subject_id=retired).n_counted == len(
         crowd.volunteers) + 1
+
+
+def test_a_run_computed_but_not_swapped_in_goes_live_when_its_task_runs_again(crowd,
+                                                                             monkeypatch):
+    old = _live(crowd)
+    monkeypatch.setattr(services, "_go_live", lambda run: None)  # the worker dies here
+    rebuilt = services.run_execute(services.live_rebuild(crowd.workflow).pk)
+    monkeypatch.undo()
+    crowd.answer(Volunteer.objects.create(external_name="meanwhile"), crowd.subject_ids[3],
+                 "real")
+    assert (rebuilt.status, rebuilt.live) == ("done", False)
+    services.run_execute(rebuilt.pk)  # the task, delivered again
+    rebuilt.refresh_from_db()
+    old.refresh_from_db()
+    assert (old.live, rebuilt.live) == (False, True)
+    assert _state(rebuilt) == _state(_fresh_replay(crowd))
+    # An older run delivered again never displaces a newer live one.
+    services.run_execute(old.pk)
+    old.refresh_from_db()
+    assert not old.live
+
+
+def test_label_changes_before_a_rebuild_starts_share_one_rebuild(crowd):
+    _live(crowd)
+    first = services.live_rebuild(crowd.workflow)
+    assert services.live_rebuild(crowd.workflow).pk == first.pk
