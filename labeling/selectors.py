@@ -130,23 +130,25 @@ def _draw(statuses: QuerySet[SubjectWorkflowStatus], k: int, rng: random.Random)
     """k subject ids, highest priority first, random within a priority (by the random key).
 
     Within one priority level, an index range scan from a random key, wrapping round, draws
-    without ORDER BY random(), which would sort every candidate row on each request.
+    without ORDER BY random(), which would sort every candidate row on each request. The
+    level's priority is a subquery of the same statement: one round trip per level, two when
+    the scan wraps round.
     """
     ids: list[int] = []
     remaining = statuses
     while len(ids) < k:
-        top = remaining.order_by("-priority").values_list("priority", flat=True).first()
-        if top is None:
-            break
-        level = (
-            remaining.filter(priority=top).order_by("random_key").values_list("subject_id",
-                                                                               flat=True)
+        top = Subquery(remaining.order_by("-priority").values("priority")[:1])
+        level = remaining.filter(priority=top).order_by("random_key").values_list(
+            "subject_id", "priority"
         )
         start = rng.random()
-        ids += level.filter(random_key__gte=start)[: k - len(ids)]
-        if len(ids) < k:
-            ids += level.filter(random_key__lt=start)[: k - len(ids)]
-        remaining = remaining.filter(priority__lt=top)
+        rows = list(level.filter(random_key__gte=start)[: k - len(ids)])
+        if len(ids) + len(rows) < k:
+            rows += level.filter(random_key__lt=start)[: k - len(ids) - len(rows)]
+        if not rows:
+            break
+        ids += [subject_id for subject_id, _ in rows]
+        remaining = remaining.filter(priority__lt=rows[0][1])
     return ids
 
 
