@@ -10,7 +10,6 @@ from django.db import models
 
 from labeling.models import (
     ANSWER_CHOICES,
-    Classification,
     ReferenceSet,
     Subject,
     Volunteer,
@@ -41,10 +40,10 @@ class AggregationRun(models.Model):
     parameters = models.JSONField(help_text="the SwapParams the run used")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
-    # The live run of a workflow is kept current by every counted classification.
+    # The live run of a workflow is kept current by every answer SWAP reads.
     live = models.BooleanField(default=False)
-    # Live runs: classifications up to this id are in the replay; later ones are applied
-    # one by one by the online task.
+    # Online runs: answers up to this id are in the run (its replay and catch-up); later ones
+    # are applied by each answer's own transaction once the run is live.
     replayed_through = models.BigIntegerField(null=True, blank=True)
     triggered_by = models.CharField(max_length=20, default="command")
     created_by = models.ForeignKey(
@@ -120,23 +119,6 @@ class VolunteerSkill(models.Model):
 
     def __str__(self):
         return f"{self.volunteer_id}: {self.p_real:.2f}/{self.p_bogus:.2f} (run {self.run_id})"
-
-
-class AppliedClassification(models.Model):
-    """A classification the online task has applied to a live run: applying it twice is a no-op."""
-
-    run = models.ForeignKey(AggregationRun, on_delete=models.CASCADE, related_name="applied")
-    classification = models.ForeignKey(Classification, on_delete=models.CASCADE)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["run", "classification"], name="classification_applied_once"
-            )
-        ]
-
-    def __str__(self):
-        return f"classification {self.classification_id} in run {self.run_id}"
 
 
 class LabelSet(models.Model):

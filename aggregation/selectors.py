@@ -16,6 +16,8 @@ from django.db.models import Max, QuerySet
 
 from aggregation.models import AggregationRun, SubjectPosterior, VolunteerSkill
 from aggregation.swap import BOGUS, REAL, UNKNOWN, ClassificationTable
+from labeling import rules
+from labeling import selectors as labeling_selectors
 from labeling.errors import InvalidInput, NotFound
 from labeling.models import Classification, ReferenceLabel, ReferenceSet, Subject, Workflow
 from labeling.records import (
@@ -36,7 +38,7 @@ _COPY_BLOCK_BYTES = 4 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ClassificationData:
-    """Counted classifications of a workflow, in time order, as a SWAP table.
+    """The answers of a workflow SWAP reads (`swap_evidence`), in time order, as a table.
 
     `subject_ids[i]` and `volunteer_ids[j]` are the database ids behind table indices i, j.
     """
@@ -71,7 +73,7 @@ def reference_sets_parse(spec: str) -> list[ReferenceSet]:
 
 
 def classification_data(workflow_id: int, *, through_id: int | None = None) -> ClassificationData:
-    """The workflow's counted classifications (up to `through_id`), ordered by server time."""
+    """The workflow's answers SWAP reads (up to `through_id`), ordered by server time."""
     if connection.vendor == "postgresql":
         columns = _copy_columns(workflow_id, through_id)
     else:
@@ -103,21 +105,45 @@ def last_classification_id(workflow_id: int) -> int | None:
     still appear afterwards. The lock lasts one statement: answers wait milliseconds.
     """
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(f"LOCK TABLE {Classification._meta.db_table} IN SHARE MODE")
+        lock_classifications()
         return Classification.objects.filter(workflow_id=workflow_id).aggregate(m=Max("pk"))["m"]
 
 
-def _counted(workflow_id: int, through_id: int | None):
-    rows = Classification.objects.filter(workflow_id=workflow_id, counted=True)
+def lock_classifications() -> None:
+    """Until the caller's transaction ends, new classifications wait, and every one already
+    being inserted has committed (PostgreSQL; SQLite serialises writers anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {Classification._meta.db_table} IN SHARE MODE")
+
+
+def evidence_after(workflow_id: int, after_id: int, through_id: int | None):
+    """(id, subject id, volunteer id, answer) of the answers SWAP reads with ids in
+    (after_id, through_id], in the order a replay applies them."""
+    rows = swap_evidence(Classification.objects.filter(workflow_id=workflow_id, pk__gt=after_id))
+    if through_id is not None:
+        rows = rows.filter(pk__lte=through_id)
+    return rows.order_by("created_at", "pk").values_list(
+        "pk", "subject_id", "volunteer_id", "answer"
+    )
+
+
+def swap_evidence(classifications: QuerySet[Classification]) -> QuerySet[Classification]:
+    """The answers SWAP reads, by `labeling.rules.swap_reads`: every answer except a
+    volunteer's repeats and experts' answers on reference subjects, counted toward retirement
+    or not. Everything that feeds SWAP (runs, the live state, imports) filters through here."""
+    return classifications.exclude(not_counted_reason__in=rules.NOT_SWAP_EVIDENCE)
+
+
+def _evidence(workflow_id: int, through_id: int | None):
+    rows = swap_evidence(Classification.objects.filter(workflow_id=workflow_id))
     if through_id is not None:
         rows = rows.filter(pk__lte=through_id)
     return rows.order_by("created_at", "pk")
 
 
 def _iterator_columns(workflow_id: int, through_id: int | None) -> tuple[np.ndarray, ...]:
-    rows = _counted(workflow_id, through_id).values_list(
+    rows = _evidence(workflow_id, through_id).values_list(
         "pk", "subject_id", "volunteer_id", "answer"
     )
     chunks: list[tuple[np.ndarray, ...]] = []
@@ -154,7 +180,7 @@ _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
 def _copy_columns(workflow_id: int, through_id: int | None) -> tuple[np.ndarray, ...]:
-    query = _counted(workflow_id, through_id).values_list(
+    query = _evidence(workflow_id, through_id).values_list(
         "pk", "subject_id", "volunteer_id"
     ).query
     sql, params = query.sql_with_params()
@@ -248,6 +274,21 @@ def reference_truth(
     return ReferenceTruth(truth, conflicts_here.tolist())
 
 
+def run_reference_truth(run: AggregationRun, subject_ids: np.ndarray) -> ReferenceTruth:
+    """`reference_truth` under the run's sets and union policy, without the tutorial's
+    example subjects: the tutorial shows their answers, so they calibrate nobody."""
+    reference = reference_truth(subject_ids, run_reference_sets(run), run_union_policy(run))
+    examples = _tutorial_subject_ids(run.workflow)
+    if examples:
+        ids = np.array(sorted(examples), dtype=np.int64)
+        _place(reference.truth, subject_ids, ids, np.full(len(ids), UNKNOWN, dtype=np.int8))
+    return reference
+
+
+def _tutorial_subject_ids(workflow: Workflow) -> set[int]:
+    return {example.subject_id for example in labeling_selectors.tutorial_examples(workflow)}
+
+
 def _union(
     labels: QuerySet[ReferenceLabel], reference_sets: Sequence[ReferenceSet], policy: str
 ) -> tuple[dict[int, int], list[int]]:
@@ -290,13 +331,22 @@ def run_union_policy(run: AggregationRun) -> str:
 
 
 def subject_truth_for(run: AggregationRun, subject_id: int) -> int:
-    """One subject's truth under a run's reference sets and union policy (for the online
-    update): the same settlement as `reference_truth`."""
-    settled, _ = _union(
-        ReferenceLabel.objects.filter(subject_id=subject_id), run_reference_sets(run),
-        run_union_policy(run),
+    """One subject's truth under a run's reference sets and union policy (for the live step):
+    the same settlement as `run_reference_truth`, tutorial examples included. One query for a
+    subject no set labels, which is most of them."""
+    rows = list(
+        ReferenceLabel.objects.counted()
+        .filter(subject_id=subject_id, reference_set__aggregation_runs=run)
+        .values_list("reference_set__name", "label")
     )
-    return settled.get(subject_id, UNKNOWN)
+    if not rows:
+        return UNKNOWN
+    order = {name: i for i, name in enumerate(_split_names(run.reference_name))}
+    ranked = sorted(rows, key=lambda row: order.get(row[0], len(order)))
+    label, _ = union_label([label for _, label in ranked], run_union_policy(run))
+    if label is None or subject_id in _tutorial_subject_ids(run.workflow):
+        return UNKNOWN
+    return LABEL_CODES[label]
 
 
 def simulated_truth(workflow: Workflow, subject_ids: np.ndarray) -> np.ndarray | None:

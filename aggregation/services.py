@@ -19,7 +19,6 @@ from django.utils import timezone
 from aggregation import selectors
 from aggregation.models import (
     AggregationRun,
-    AppliedClassification,
     SubjectPosterior,
     VolunteerSkill,
 )
@@ -41,17 +40,15 @@ from aggregation.swap import (
     swap_batch,
     swap_em,
 )
+from labeling import hooks
 from labeling.errors import InvalidInput
 from labeling.models import Classification, ReferenceLabel, ReferenceSet, Workflow
 from labeling.records import DEFAULT_UNION_POLICY, UNION_POLICIES
+from outbox import services as outbox
 
 _LABEL_NAMES = {REAL: "real", BOGUS: "bogus", UNKNOWN: ""}
 _WRITE_BATCH = 5_000
 Mode = AggregationRun.Mode
-
-
-class RunNotReady(Exception):
-    """The live run is still being built: the online update must wait for it."""
 
 
 def swap_params(**overrides) -> SwapParams:
@@ -75,8 +72,8 @@ def run_create(
     triggered_by: str = "command",
     created_by=None,
 ) -> AggregationRun:
-    """Register a run (pending). An online run becomes the workflow's live run at once, so
-    answers arriving while it is built wait for it rather than being lost.
+    """Register a run (pending). An online run becomes the workflow's live run when it has
+    been computed and caught up (`_go_live`); until then the old live run, if any, stays live.
 
     `reference_sets` in the union's order; `union_policy` (see `records.UNION_POLICIES`)
     settles the subjects they label differently, in the run and in its online updates, and is
@@ -89,14 +86,11 @@ def run_create(
         raise InvalidInput("a run needs at least one reference set")
     params = params or swap_params()
     with transaction.atomic():
-        if mode == Mode.ONLINE:
-            AggregationRun.objects.filter(workflow=workflow, live=True).update(live=False)
         run = AggregationRun.objects.create(
             workflow=workflow,
             reference_name="+".join(s.name for s in reference_sets),
             mode=mode,
             parameters=dataclasses.asdict(params),
-            live=mode == Mode.ONLINE,
             triggered_by=triggered_by,
             created_by=created_by,
             summary={selectors.UNION_POLICY_KEY: union_policy},
@@ -106,28 +100,36 @@ def run_create(
 
 
 def run_queue(run: AggregationRun) -> None:
-    """Queue the run's execution once the transaction that created it commits."""
-    from aggregation.tasks import aggregate_workflow
-
-    transaction.on_commit(lambda: aggregate_workflow.delay(run.pk))
+    """Queue the run's execution once the transaction that created it commits (through the
+    outbox: the caller never waits on the broker)."""
+    outbox.enqueue("aggregation.tasks.aggregate_workflow", run.pk)
 
 
 def run_execute(run_id: int, on_progress: Callable[[int], None] | None = None) -> AggregationRun:
     """Compute a run and store its results. Safe to call twice, at once too (a redelivered
-    task): a finished run is left alone, and a run a dead worker left half-way is computed
-    again from scratch (results are written in one transaction, so there is never half a
-    result to clean). The run's row lock orders two deliveries computing at once: the second
-    to write finds the run done and writes nothing, and a failure never undoes a finished run."""
+    task): a finished run is left alone (an online run a dead worker computed but never swapped
+    in goes live now), and a run a dead worker left half-way is computed again from scratch
+    (results are written in one transaction, so there is never half a result to clean). The
+    run's row lock orders two deliveries computing at once: the second to write finds the run
+    done and writes nothing, and a failure never undoes a finished run."""
     selectors.run_get(run_id)  # NotFound for an unknown run, before taking a lock
     with transaction.atomic():
         run = AggregationRun.objects.select_for_update(of=("self",)).select_related(
             "workflow").get(pk=run_id)
-        if run.status == AggregationRun.Status.DONE:
-            return run
-        run.status, run.started_at, run.error = AggregationRun.Status.RUNNING, timezone.now(), ""
-        run.save(update_fields=["status", "started_at", "error"])
+        finished = run.status == AggregationRun.Status.DONE
+        if not finished:
+            run.status, run.started_at, run.error = (
+                AggregationRun.Status.RUNNING, timezone.now(), "")
+            run.save(update_fields=["status", "started_at", "error"])
+    if finished:
+        if run.mode == Mode.ONLINE and not run.live:
+            _go_live(run)  # a worker died between computing the run and swapping it in
+        return run
     try:
-        _compute(run, on_progress)
+        # Only the delivery that wrote the results swaps an online run in: another one's copy
+        # of the run has a stale replay mark, and catching up from it would apply answers twice.
+        if _compute(run, on_progress) and run.mode == Mode.ONLINE:
+            _go_live(run)
     except Exception as exc:
         failed = AggregationRun.objects.filter(pk=run.pk).exclude(
             status=AggregationRun.Status.DONE
@@ -140,15 +142,15 @@ def run_execute(run_id: int, on_progress: Callable[[int], None] | None = None) -
     return selectors.run_get(run_id)
 
 
-def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> None:
+def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> bool:
+    """Compute the run and write its results; False when another delivery wrote them first."""
     params = SwapParams(**run.parameters)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    through = selectors.last_classification_id(run.workflow_id) if run.live else None
+    online = run.mode == Mode.ONLINE
+    through = (selectors.last_classification_id(run.workflow_id) or 0) if online else None
     data = selectors.classification_data(run.workflow_id, through_id=through)
-    reference = selectors.reference_truth(
-        data.subject_ids, selectors.run_reference_sets(run), selectors.run_union_policy(run)
-    )
+    reference = selectors.run_reference_truth(run, data.subject_ids)
     timings["read_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -161,16 +163,16 @@ def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> 
         # Another delivery of this run may be writing too: one at a time, and only once.
         if AggregationRun.objects.select_for_update().get(pk=run.pk).status == (
                 AggregationRun.Status.DONE):
-            return
+            return False
         SubjectPosterior.objects.filter(run=run).delete()
         VolunteerSkill.objects.filter(run=run).delete()
-        AppliedClassification.objects.filter(run=run).delete()
         _write_posteriors(run, data.subject_ids, result, on_progress)
         _write_skills(run, data, result)
         timings["write_s"] = time.perf_counter() - started
         run.timings = timings
         run.summary = summary
-        run.replayed_through = data.last_classification_id if run.live else None
+        # An online run's catch-up starts after what its replay read.
+        run.replayed_through = through
         run.n_classifications = len(data.table.subject)
         run.n_subjects = data.table.n_subjects
         run.n_volunteers = data.table.n_volunteers
@@ -178,6 +180,7 @@ def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> 
         run.n_reference_subjects = int((reference.truth != UNKNOWN).sum())
         run.status, run.finished_at = AggregationRun.Status.DONE, timezone.now()
         run.save()
+    return True
 
 
 def _swap(mode: str, data: selectors.ClassificationData, truth: np.ndarray, params: SwapParams):
@@ -295,73 +298,158 @@ def _write_skills(run, data, result: SwapResult) -> None:
 
 
 # --- the live run ----------------------------------------------------------------------------
+#
+# A workflow's live run is an online run whose state every answer SWAP reads updates inside the
+# answer's own transaction (`live_apply`, registered on labeling.hooks). A rebuild computes a new
+# online run with the batch core while the old one stays live, catches it up with the answers
+# that arrived meanwhile, and swaps it in while inserts of classifications wait on a table lock:
+# every answer is then in exactly one of the replay, the catch-up, or a live step on the new run.
+
+# Catch-up rounds run without the lock until at most this many answers are left; the last
+# round runs under it, so intake pauses only for that many online steps.
+CATCH_UP_UNDER_LOCK = 500
+# Under a sustained flood the unlocked rounds might never get below that; after this many the
+# last round takes the lock anyway.
+CATCH_UP_ROUNDS = 10
 
 
-def online_apply(classification_id: int) -> bool:
-    """Apply one counted classification to its workflow's live run; True if it changed it.
-
-    Idempotent: a classification already in the live run's replay, or already applied, is a
-    no-op. The subject's posterior row is locked first, then the volunteer's skill row, always
-    in that order, so concurrent updates cannot deadlock.
-    """
-    # Most workflows have no live run: one query settles that, before the answer is read.
-    run = AggregationRun.objects.filter(
-        live=True, workflow__classifications=classification_id
+def live_apply(answer: hooks.StoredAnswer) -> None:
+    """Apply one stored answer to its workflow's live run, if it has one, in the caller's
+    transaction. The caller holds the subject's status lock; the posterior row and then the
+    skill row are locked in that order, so concurrent answers cannot deadlock."""
+    run = AggregationRun.objects.filter(workflow_id=answer.workflow_id, live=True).only(
+        "pk", "workflow", "parameters", "reference_name", "summary"
     ).first()
     if run is None:
-        return False
-    row = (
-        Classification.objects.filter(pk=classification_id, counted=True)
-        .values("subject_id", "volunteer_id", "answer")
-        .first()
-    )
-    if row is None:
-        return False
-    if run.status != AggregationRun.Status.DONE:
-        raise RunNotReady(f"live run {run.pk} is {run.status}")
-    if classification_id <= (run.replayed_through or 0):
-        return False
+        return
     params = SwapParams(**run.parameters)
+    truth = selectors.subject_truth_for(run, answer.subject_id)
+    _apply(run, params, answer.subject_id, answer.volunteer_id, answer.says_real, truth)
+
+
+def _apply(run, params: SwapParams, subject_id: int, volunteer_id: int, says_real: bool,
+           truth: int) -> None:
+    posterior = _locked_posterior(run, subject_id, params)
+    skill = _locked_skill(run, volunteer_id, params)
+    subject_state = SubjectState(
+        log_odds=posterior.log_odds, trajectory=tuple(posterior.trajectory),
+        n_counted=posterior.n_counted,
+    )
+    volunteer_state = VolunteerState(
+        skill.n_real_seen, skill.n_real_correct, skill.n_bogus_seen, skill.n_bogus_correct
+    )
+    subject_state, volunteer_state = online_step(
+        subject_state, volunteer_state, says_real, truth, params
+    )
+    _save_posterior(posterior, subject_state, params)
+    _save_skill(skill, volunteer_state, params)
+
+
+def _go_live(run: AggregationRun) -> None:
+    """Catch a freshly replayed online run up with the answers stored since its replay's mark,
+    then make it the workflow's live run, unless a newer online run already is."""
+    if _newer_live_run(run):
+        return
+    params = SwapParams(**run.parameters)
+    for _ in range(CATCH_UP_ROUNDS):
+        mark = selectors.last_classification_id(run.workflow_id)
+        if _catch_up(run, params, through_id=mark) <= CATCH_UP_UNDER_LOCK:
+            break
     with transaction.atomic():
-        posterior = _locked_posterior(run, row["subject_id"], params)
-        if AppliedClassification.objects.filter(run=run, classification_id=classification_id
-                                                ).exists():
-            return False
-        skill = _locked_skill(run, row["volunteer_id"], params)
-        subject_state = SubjectState(
-            log_odds=posterior.log_odds, trajectory=tuple(posterior.trajectory),
-            n_counted=posterior.n_counted,
-        )
-        volunteer_state = VolunteerState(
-            skill.n_real_seen, skill.n_real_correct, skill.n_bogus_seen, skill.n_bogus_correct
-        )
-        truth = selectors.subject_truth_for(run, row["subject_id"])
-        subject_state, volunteer_state = online_step(
-            subject_state, volunteer_state, row["answer"] == "real", truth, params
-        )
-        _save_posterior(posterior, subject_state, params)
-        _save_skill(skill, volunteer_state, params)
-        AppliedClassification.objects.create(run=run, classification_id=classification_id)
-    return True
+        # Two rebuilds swapping at once take turns on the workflow row. NO KEY UPDATE: an
+        # answer's insert takes KEY SHARE on it (its foreign key), which this must not block.
+        Workflow.objects.select_for_update(no_key=True).filter(pk=run.workflow_id).first()
+        selectors.lock_classifications()
+        _catch_up(run, params, through_id=None)
+        if _newer_live_run(run):
+            return
+        AggregationRun.objects.filter(workflow_id=run.workflow_id, live=True).update(live=False)
+        run.live = True
+        run.save(update_fields=["live", "replayed_through"])
+
+
+def _newer_live_run(run: AggregationRun) -> bool:
+    return AggregationRun.objects.filter(
+        workflow_id=run.workflow_id, live=True, pk__gt=run.pk
+    ).exists()
+
+
+def _catch_up(run: AggregationRun, params: SwapParams, *, through_id: int | None) -> int:
+    """Apply the answers after `run.replayed_through` (up to `through_id`, or every committed
+    one) to the run, in time order; move the mark. Returns how many were applied."""
+    rows = list(selectors.evidence_after(run.workflow_id, run.replayed_through, through_id))
+    if not rows:
+        return 0
+    subject_ids = np.array(sorted({subject_id for _, subject_id, _, _ in rows}), dtype=np.int64)
+    truth = dict(zip(subject_ids.tolist(),
+                     selectors.run_reference_truth(run, subject_ids).truth.tolist(), strict=True))
+    with transaction.atomic():
+        for _, subject_id, volunteer_id, answer in rows:
+            _apply(run, params, subject_id, volunteer_id, answer == "real", truth[subject_id])
+        run.replayed_through = max(pk for pk, _, _, _ in rows)
+        run.save(update_fields=["replayed_through"])
+    return len(rows)
+
+
+def live_rebuild(workflow: Workflow, *, triggered_by: str = "rebuild") -> AggregationRun | None:
+    """Queue a new online run with the live run's reference sets, policy and parameters; it
+    replaces the live run when it is built. A rebuild already queued and not yet started is
+    reused. None when the workflow has no live run."""
+    live = AggregationRun.objects.filter(workflow=workflow, live=True).first()
+    if live is None:
+        return None
+    waiting = AggregationRun.objects.filter(
+        workflow=workflow, mode=Mode.ONLINE, status=AggregationRun.Status.PENDING, pk__gt=live.pk
+    ).first()
+    if waiting is not None:
+        return waiting  # not started yet: it will read everything changed until it starts
+    run = run_create(
+        workflow=workflow, reference_sets=selectors.run_reference_sets(live), mode=Mode.ONLINE,
+        params=SwapParams(**live.parameters), union_policy=selectors.run_union_policy(live),
+        triggered_by=triggered_by,
+    )
+    run_queue(run)
+    return run
+
+
+def live_rebuild_for_subjects(subject_ids: list[int]) -> None:
+    """Reference labels of these subjects changed: every live run that serves them is
+    rebuilt, since a changed truth changes every skill learnt from it."""
+    workflows = Workflow.objects.filter(
+        aggregation_runs__live=True, statuses__subject_id__in=subject_ids
+    ).distinct()
+    for workflow in workflows:
+        live_rebuild(workflow, triggered_by="reference labels")
 
 
 def _locked_posterior(run, subject_id: int, params: SwapParams) -> SubjectPosterior:
+    """The run's posterior row for the subject, created at the prior if new, locked: one
+    statement (an upsert that touches the row locks it and returns it)."""
     initial = SubjectState.initial(params)
-    SubjectPosterior.objects.bulk_create(
-        [SubjectPosterior(run=run, subject_id=subject_id, p_real=initial.p_real,
-                          log_odds=initial.log_odds)],
-        ignore_conflicts=True,
+    table = SubjectPosterior._meta.db_table
+    (row,) = SubjectPosterior.objects.raw(
+        f"INSERT INTO {table} (run_id, subject_id, p_real, log_odds, trajectory, n_counted,"
+        " label, stable) VALUES (%s, %s, %s, %s, '[]', 0, '', false)"
+        " ON CONFLICT (run_id, subject_id) DO UPDATE SET run_id = EXCLUDED.run_id"
+        f" RETURNING {table}.*",
+        [run.pk, subject_id, initial.p_real, initial.log_odds],
     )
-    return SubjectPosterior.objects.select_for_update().get(run=run, subject_id=subject_id)
+    return row
 
 
 def _locked_skill(run, volunteer_id: int, params: SwapParams) -> VolunteerSkill:
+    """The run's skill row for the volunteer, created with no history if new, locked."""
     p_real, p_bogus = VolunteerState().skills(params)
-    VolunteerSkill.objects.bulk_create(
-        [VolunteerSkill(run=run, volunteer_id=volunteer_id, p_real=p_real, p_bogus=p_bogus)],
-        ignore_conflicts=True,
+    table = VolunteerSkill._meta.db_table
+    (row,) = VolunteerSkill.objects.raw(
+        f"INSERT INTO {table} (run_id, volunteer_id, p_real, p_bogus, n_real_seen,"
+        " n_real_correct, n_bogus_seen, n_bogus_correct, n_classifications, contributes)"
+        " VALUES (%s, %s, %s, %s, 0, 0, 0, 0, 0, false)"
+        " ON CONFLICT (run_id, volunteer_id) DO UPDATE SET run_id = EXCLUDED.run_id"
+        f" RETURNING {table}.*",
+        [run.pk, volunteer_id, p_real, p_bogus],
     )
-    return VolunteerSkill.objects.select_for_update().get(run=run, volunteer_id=volunteer_id)
+    return row
 
 
 def _save_posterior(posterior: SubjectPosterior, state: SubjectState, params: SwapParams) -> None:
@@ -400,7 +488,9 @@ def periodic_runs_create() -> list[AggregationRun]:
     for workflow in Workflow.objects.filter(active=True):
         runs = AggregationRun.objects.filter(workflow=workflow).order_by("-pk")
         last_run, last_batch = runs.first(), runs.filter(mode=Mode.BATCH).first()
-        latest = Classification.objects.filter(workflow=workflow, counted=True).aggregate(
+        latest = selectors.swap_evidence(
+            Classification.objects.filter(workflow=workflow)
+        ).aggregate(
             t=Max("created_at")
         )["t"]
         if latest is None or (last_batch and last_batch.created_at >= latest):

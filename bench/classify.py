@@ -7,6 +7,9 @@ many SQL statements one classification costs. The baseline is what gunicorn, Dja
 DRF cost without the application's work, so the ratio says how much of the ceiling the
 classification path leaves.
 
+Every answer takes the whole path: the served-token check, the rate limit, retirement, and
+the live SWAP step on the workflow's live run, all in the answer's transaction.
+
 How the requests are arranged: client c answers as volunteers 2c and 2c+1 in turn, on a
 block of subjects of its own. Each subject gets one answer from each of the two, the same
 answer, so the second retires it (two agreeing answers, the default rule): the retirement
@@ -74,6 +77,8 @@ class ClassifyLoad:
             self.subject_ids = seed.copy_subjects(conn, subject_set, n_subjects)
             seed.copy_statuses(conn, self.workflow.pk, self.subject_ids)
         self.tokens = [token for _, token in seed.volunteers_with_tokens("clf", N_VOLUNTEERS)]
+        self.users = seed.token_users(self.tokens)
+        seed.live_run(self.workflow)
         self._next = 0
 
     def take(self, n: int) -> np.ndarray:
@@ -91,6 +96,7 @@ class ClassifyLoad:
                 body = json.dumps({
                     "workflow": self.workflow.pk, "subject": subject, "answer": answer,
                     "client_id": str(uuid.uuid4()),
+                    "token": seed.served_token(self.users[token], self.workflow.pk, subject),
                 }).encode()
                 headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
                 yield Request(http_request("POST", path, port, headers, body), expect=201)
@@ -111,7 +117,8 @@ class ClassifyLoad:
             n, answer = count_queries(
                 "/api/classifications/", token, expect=201,
                 data={"workflow": self.workflow.pk, "subject": subject, "answer": "real",
-                      "client_id": str(uuid.uuid4())},
+                      "client_id": str(uuid.uuid4()),
+                      "token": seed.served_token(self.users[token], self.workflow.pk, subject)},
             )
             counts.append(n)
         if not answer["subject_retired"]:

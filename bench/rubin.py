@@ -213,9 +213,11 @@ def load(database_url: str, season: Season) -> tuple[int, list[str], dict[str, f
         reference_set = services.reference_set_get_or_create(name="bench-gold", team=team)
         gold = np.flatnonzero(season.is_reference)
         copy_rows(conn, "labeling_referencelabel",
-                  ["reference_set_id", "subject_id", "label", "created_at"],
+                  ["reference_set_id", "subject_id", "label", "explanation", "created_at",
+                   "updated_at"],
                   (f"{reference_set.pk}\t{subject_ids[i]}\t"
-                   f"{'real' if season.truth_real[i] else 'bogus'}\t{season_start}\n"
+                   f"{'real' if season.truth_real[i] else 'bogus'}\t\t{season_start}"
+                   f"\t{season_start}\n"
                    for i in gold.tolist()))
         conn.commit()
         timings["rubin_load_subjects_s"] = time.monotonic() - started
@@ -264,7 +266,7 @@ def _copy_classifications(conn, workflow_id, subject_ids, volunteer_ids, season:
                 )
                 yield "".join(
                     f"{client_ids[32 * j : 32 * j + 32]}\t{volunteer}\t{subject}\t{workflow_id}"
-                    f"\t{answer}\t{created}\t{seed.NULL}\tbench\tt\t\n"
+                    f"\t{answer}\t{created}\t{seed.NULL}\tbench\tt\t\t\n"
                     for j, (volunteer, subject, answer, created) in enumerate(rows)
                 )
                 bar.update(stop - start)
@@ -272,7 +274,7 @@ def _copy_classifications(conn, workflow_id, subject_ids, volunteer_ids, season:
     copy_rows(
         conn, "labeling_classification",
         ["client_id", "volunteer_id", "subject_id", "workflow_id", "answer", "created_at",
-         "answered_at", "user_agent", "counted", "not_counted_reason"],
+         "answered_at", "user_agent", "counted", "not_counted_reason", "external_id"],
         chunks(),
     )
 

@@ -137,3 +137,31 @@ def volunteers_with_tokens(prefix: str, n: int) -> list[tuple[int, str]]:
     )
     volunteers = Volunteer.objects.bulk_create(Volunteer(user=user) for user in users)
     return [(v.pk, t.key) for v, t in zip(volunteers, tokens, strict=True)]
+
+
+def token_users(tokens: list[str]) -> dict[str, int]:
+    """{DRF token key: its user's id}."""
+    from rest_framework.authtoken.models import Token
+
+    return dict(Token.objects.filter(key__in=tokens).values_list("key", "user_id"))
+
+
+def served_token(user_id: int, workflow_id: int, subject_id: int) -> str:
+    """The token the queue would give this signed-in volunteer for the subject: the
+    benchmark's clients answer subjects chosen for them, as if the queue had served them."""
+    from labeling import serving
+
+    return serving.served_token(serving.Identity(f"user:{user_id}"), workflow_id, subject_id)
+
+
+def live_run(workflow) -> None:
+    """Give the workflow a live SWAP run (empty: no answers yet), so that every answer the
+    benchmark sends takes the live step in its transaction, as in production."""
+    from aggregation import services as aggregation_services
+    from labeling import services
+
+    team = services.expert_team_get_or_create("bench-experts")
+    reference_set = services.reference_set_get_or_create(name="bench-gold", team=team)
+    run = aggregation_services.run_create(workflow=workflow, reference_sets=[reference_set],
+                                          mode="online")
+    aggregation_services.run_execute(run.pk)

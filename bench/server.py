@@ -59,6 +59,9 @@ class Gunicorn:
             "DJANGO_DEBUG": "false",
             "DJANGO_MEDIA_ROOT": str(media_root),
             "LOG_LEVEL": "WARNING",
+            # A few volunteers stand in for thousands here: each answers far faster than a
+            # person can, so the per-volunteer answer limit is lifted (its cost is still paid).
+            "ANSWERS_PER_MINUTE": str(10**9),
         }
         self.port = 0
         self.process: subprocess.Popen | None = None

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "outbox",
     "labeling",
     "aggregation",
     "review",
@@ -151,12 +152,11 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
-# Long batch runs get their own queue so they never hold up the per-answer online updates.
+# Long batch runs get their own queue, away from the default queue's short jobs.
 CELERY_TASK_ROUTES = {
     "aggregation.tasks.aggregate_workflow": {"queue": "aggregation"},
     "aggregation.tasks.aggregate_active_workflows": {"queue": "aggregation"},
     "aggregation.tasks.export_label_set": {"queue": "aggregation"},
-    "aggregation.tasks.swap_online_update": {"queue": "online"},
     # Training holds the CPU (or GPU) for minutes to hours; scoring a visit must not wait for it.
     "training.tasks.train_model": {"queue": "training"},
     "training.tasks.score_subjects": {"queue": "scoring"},
@@ -164,6 +164,11 @@ CELERY_TASK_ROUTES = {
     "training.tasks.evaluate_version": {"queue": "scoring"},
 }
 CELERY_BEAT_SCHEDULE = {
+    # The web process records queued work in PostgreSQL (outbox); a worker sends it.
+    "outbox-drain": {
+        "task": "outbox.tasks.outbox_drain",
+        "schedule": env.float("OUTBOX_DRAIN_INTERVAL_S", default=2.0),
+    },
     "aggregate-active-workflows": {
         "task": "aggregation.tasks.aggregate_active_workflows",
         "schedule": env.float("AGGREGATION_INTERVAL_S", default=3600.0),
@@ -199,6 +204,14 @@ INGEST_MAX_DECOMPRESSED_BYTES = env.int("INGEST_MAX_DECOMPRESSED_BYTES", default
 INGEST_ALLOWED_ROOTS = env.list("INGEST_ALLOWED_ROOTS", default=[])
 # Anonymous volunteers are identified by their session; keep it a season long.
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 24 * 180)
+# Identities and abuse (README, "What the platform defends against"). A served-subject token
+# is good this long; a client address may create this many anonymous identities an hour; a
+# volunteer may answer this many times a minute; an anonymous volunteer's first answers in a
+# workflow are evidence for SWAP but do not count toward retirement.
+SERVED_TOKEN_MAX_AGE_S = env.int("SERVED_TOKEN_MAX_AGE_S", default=24 * 3600)
+ANONYMOUS_IDENTITIES_PER_HOUR = env.int("ANONYMOUS_IDENTITIES_PER_HOUR", default=30)
+ANSWERS_PER_MINUTE = env.int("ANSWERS_PER_MINUTE", default=120)
+ANONYMOUS_PROBATION_ANSWERS = env.int("ANONYMOUS_PROBATION_ANSWERS", default=3)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

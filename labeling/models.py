@@ -230,11 +230,14 @@ class Volunteer(models.Model):
 
 
 class NotCounted(models.TextChoices):
-    COUNTED = "", "counted"
-    REPEAT = "repeat", "the volunteer had already classified this subject"
-    RETIRED = "retired", "the subject had already retired"
-    EXPERT_ON_REFERENCE = "expert_on_reference", "an expert classified a reference subject"
-    WORKFLOW_INACTIVE = "workflow_inactive", "the workflow was not active"
+    """Why an answer did not count toward retirement; the values are `labeling.rules`'."""
+
+    COUNTED = rules.COUNTED, "counted"
+    REPEAT = rules.REPEAT, "the volunteer had already classified this subject"
+    RETIRED = rules.RETIRED, "the subject had already retired"
+    EXPERT_ON_REFERENCE = rules.EXPERT_ON_REFERENCE, "an expert classified a reference subject"
+    WORKFLOW_INACTIVE = rules.WORKFLOW_INACTIVE, "the workflow was not active"
+    PROBATION = rules.PROBATION, "one of an anonymous volunteer's first answers in the workflow"
 
 
 class Classification(models.Model):

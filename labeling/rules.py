@@ -1,4 +1,4 @@
-"""The volunteer-facing science rules: retirement and gold (reference) injection.
+"""The volunteer-facing science rules: retirement, what SWAP reads, and gold injection.
 
 Pure Python: the classification service and the simulator apply these, and the property
 tests pin them, without a database.
@@ -13,6 +13,30 @@ from labeling.records import ANSWERS
 # DESIGN.md: retire at 2 if the first two counted classifications agree, else at 7.
 DEFAULT_RETIRE_AGREE = 2
 DEFAULT_RETIRE_MAX = 7
+
+# Why a stored answer did not count toward retirement (`Classification.not_counted_reason`;
+# the empty string means it counted). The model's choices are built from these.
+COUNTED = ""
+REPEAT = "repeat"
+RETIRED = "retired"
+EXPERT_ON_REFERENCE = "expert_on_reference"
+WORKFLOW_INACTIVE = "workflow_inactive"
+# An anonymous volunteer's first answers in a workflow (README, "What the platform defends
+# against"): a crowd of fresh anonymous identities cannot retire a subject.
+PROBATION = "probation"
+
+# Answers SWAP never reads: a volunteer's second answer on a subject (one person is one
+# witness), and an expert's answer on a subject whose reference label that expert's team set
+# (it would be the truth grading itself). Every other answer is evidence, counted toward
+# retirement or not: an answer that arrives after retirement, or to an inactive workflow, still
+# says something about the subject and the volunteer.
+NOT_SWAP_EVIDENCE = frozenset({REPEAT, EXPERT_ON_REFERENCE})
+
+
+def swap_reads(not_counted_reason: str) -> bool:
+    """Whether SWAP (live step, batch, EM, reports, label sets) reads a stored answer."""
+    return not_counted_reason not in NOT_SWAP_EVIDENCE
+
 
 # Reference subjects are injected at a rate that decays with how many classifications the
 # volunteer has made in the workflow: (classifications made so far below which the rate

@@ -50,7 +50,7 @@ def workflow_get(workflow_id: int) -> Workflow:
 
 def subject_queue(
     *,
-    volunteer: Volunteer,
+    volunteer: Volunteer | None,
     workflow: Workflow,
     n: int,
     exclude: frozenset[int] = frozenset(),
@@ -67,14 +67,19 @@ def subject_queue(
     if not 1 <= n <= MAX_QUEUE_SIZE:
         raise InvalidInput(f"n must be between 1 and {MAX_QUEUE_SIZE}")
     rng = rng or random.Random()
-    n_classified = Classification.objects.filter(workflow=workflow, volunteer=volunteer).count()
+    # A visitor who has never answered has no Volunteer row (it is made at the first answer).
+    n_classified = 0 if volunteer is None else Classification.objects.filter(
+        workflow=workflow, volunteer=volunteer).count()
     if not workflow.active:
         return SubjectQueue([], finished=True, n_classified=n_classified)
     schedule = rules.validate_gold_schedule(workflow.gold_schedule)
     n_gold = sum(rng.random() < rules.gold_rate(n_classified + i, schedule) for i in range(n))
 
-    seen = Classification.objects.filter(volunteer=volunteer, subject_id=OuterRef("subject_id"))
-    unseen = _servable(workflow).exclude(Exists(seen)).exclude(subject_id__in=exclude)
+    unseen = _servable(workflow).exclude(subject_id__in=exclude)
+    if volunteer is not None:
+        seen = Classification.objects.filter(volunteer=volunteer,
+                                             subject_id=OuterRef("subject_id"))
+        unseen = unseen.exclude(Exists(seen))
     science = unseen.exclude(IS_REFERENCE)
     gold = _draw(unseen.filter(IS_REFERENCE), n_gold, rng)
     # The tutorial shows its examples with their answers: as gold they would measure nothing,
@@ -124,23 +129,25 @@ def _draw(statuses: QuerySet[SubjectWorkflowStatus], k: int, rng: random.Random)
     """k subject ids, highest priority first, random within a priority (by the random key).
 
     Within one priority level, an index range scan from a random key, wrapping round, draws
-    without ORDER BY random(), which would sort every candidate row on each request.
+    without ORDER BY random(), which would sort every candidate row on each request. The
+    level's priority is a subquery of the same statement: one round trip per level, two when
+    the scan wraps round.
     """
     ids: list[int] = []
     remaining = statuses
     while len(ids) < k:
-        top = remaining.order_by("-priority").values_list("priority", flat=True).first()
-        if top is None:
-            break
-        level = (
-            remaining.filter(priority=top).order_by("random_key").values_list("subject_id",
-                                                                               flat=True)
+        top = Subquery(remaining.order_by("-priority").values("priority")[:1])
+        level = remaining.filter(priority=top).order_by("random_key").values_list(
+            "subject_id", "priority"
         )
         start = rng.random()
-        ids += level.filter(random_key__gte=start)[: k - len(ids)]
-        if len(ids) < k:
-            ids += level.filter(random_key__lt=start)[: k - len(ids)]
-        remaining = remaining.filter(priority__lt=top)
+        rows = list(level.filter(random_key__gte=start)[: k - len(ids)])
+        if len(ids) + len(rows) < k:
+            rows += level.filter(random_key__lt=start)[: k - len(ids) - len(rows)]
+        if not rows:
+            break
+        ids += [subject_id for subject_id, _ in rows]
+        remaining = remaining.filter(priority__lt=rows[0][1])
     return ids
 
 

@@ -20,8 +20,7 @@ from django.db import DataError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from aggregation import tasks as aggregation_tasks
-from labeling import roles, rules, selectors, stamps
+from labeling import hooks, roles, rules, selectors, serving, stamps, throttle
 from labeling.errors import Conflict, Forbidden, InvalidInput, NotFound
 from labeling.models import (
     Classification,
@@ -258,11 +257,27 @@ def _subject_from_record(record: SubjectRecord, subject_set: SubjectSet) -> Subj
 # --- volunteers --------------------------------------------------------------------------
 
 
+def volunteer_lookup(request) -> Volunteer | None:
+    """The volunteer behind a request, if they have answered before; writes nothing."""
+    if request.user.is_authenticated:
+        return Volunteer.objects.filter(user=request.user).first()
+    session_key = request.session.session_key
+    return Volunteer.objects.filter(session_key=session_key).first() if session_key else None
+
+
 def volunteer_for_request(request) -> Volunteer:
-    """The volunteer behind a request: the signed-in user, else the browser session."""
+    """The volunteer behind a request: the signed-in user, else the browser session, both
+    created at the first answer. A client address may create only
+    `ANONYMOUS_IDENTITIES_PER_HOUR` anonymous identities (Throttled, 429)."""
     if request.user.is_authenticated:
         volunteer, _ = Volunteer.objects.get_or_create(user=request.user)
         return volunteer
+    volunteer = volunteer_lookup(request)
+    if volunteer is not None:
+        return volunteer
+    throttle.rate_limit(f"anonymous:{request.META.get('REMOTE_ADDR', '')}",
+                        settings.ANONYMOUS_IDENTITIES_PER_HOUR, 3600,
+                        "new anonymous volunteers from this address")
     if not request.session.session_key:
         request.session.save()
     volunteer, _ = Volunteer.objects.get_or_create(session_key=request.session.session_key)
@@ -282,6 +297,29 @@ class ClassificationOutcome:
     classification: Classification
     created: bool
     subject_retired: bool
+
+
+def classification_submit(
+    *,
+    request,
+    workflow_id: int,
+    subject_id: int,
+    answer: str,
+    client_id: uuid.UUID,
+    token: str,
+    answered_at: datetime | None = None,
+) -> ClassificationOutcome:
+    """An answer from the API: only for a subject the queue served this caller (`token`,
+    else NotServed, 403, and nothing is written), at most `ANSWERS_PER_MINUTE` a minute
+    (Throttled, 429). An anonymous caller's identity is created here, at its first answer."""
+    identity = serving.identity_for_request(request)
+    serving.require_served(identity, workflow_id, subject_id, token)
+    throttle.rate_limit(f"answers:{identity.key}", settings.ANSWERS_PER_MINUTE, 60, "answers")
+    return classification_create(
+        volunteer=volunteer_for_request(request), workflow_id=workflow_id,
+        subject_id=subject_id, answer=answer, client_id=client_id, answered_at=answered_at,
+        user_agent=request.headers.get("User-Agent", ""),
+    )
 
 
 def classification_create(
@@ -311,7 +349,7 @@ def classification_create(
     _require_answer(answer, "answer")
     submission = _Submission(
         volunteer, workflow_id, subject_id, answer, client_id, user_agent[:300], answered_at,
-        created_at or timezone.now(), external_id, live_update,
+        created_at, external_id, live_update,
     )
     try:
         return _classification_record(submission, store_repeats=store_repeats)
@@ -333,7 +371,7 @@ class _Submission:
     client_id: uuid.UUID
     user_agent: str
     answered_at: datetime | None
-    created_at: datetime
+    created_at: datetime | None  # None: now, read once the subject's lock is held
     external_id: str
     live_update: bool
 
@@ -356,6 +394,8 @@ def _classification_record(
             if previous.client_id == submission.client_id:
                 return _replay_outcome(previous, volunteer, status)
         reason = _not_counted_reason(volunteer, status, answered_before=bool(earlier))
+        if not reason and _on_probation(volunteer, submission.workflow_id):
+            reason = NotCounted.PROBATION
         if reason == NotCounted.REPEAT and not store_repeats:
             raise Conflict(f"you have already classified subject {subject_id}")
         if not reason:
@@ -368,19 +408,19 @@ def _classification_record(
             answer=submission.answer,
             answered_at=submission.answered_at,
             user_agent=submission.user_agent,
-            created_at=submission.created_at,
+            # Taken under the subject's lock, so a subject's answers are stamped in the order
+            # they were applied to its live state: a replay, ordered by time, agrees.
+            created_at=submission.created_at or timezone.now(),
             external_id=submission.external_id,
             counted=not reason,
             not_counted_reason=reason,
         )
-        if not reason and submission.live_update:
-            # robust: the answer is stored whatever happens to the live posterior's update;
-            # the periodic batch run recomputes everything from the classifications anyway.
-            # (a lambda, not a partial: Django logs a robust callback's __qualname__)
-            classification_id = classification.pk
-            transaction.on_commit(
-                lambda: aggregation_tasks.queue_online_update(classification_id), robust=True
-            )
+        if submission.live_update and rules.swap_reads(reason):
+            # In this transaction: the live state changes if and only if the answer is stored.
+            hooks.answer_stored(hooks.StoredAnswer(
+                classification.pk, submission.workflow_id, subject_id, volunteer.pk,
+                submission.answer == "real",
+            ))
     return ClassificationOutcome(classification, created=True, subject_retired=status.retired)
 
 
@@ -433,15 +473,27 @@ def _replay_outcome(
     return ClassificationOutcome(previous, created=False, subject_retired=status.retired)
 
 
+def _on_probation(volunteer: Volunteer, workflow_id: int) -> bool:
+    """An anonymous volunteer's first `ANONYMOUS_PROBATION_ANSWERS` answers in a workflow do
+    not count toward retirement: retiring a subject then takes identities with a history."""
+    probation = settings.ANONYMOUS_PROBATION_ANSWERS
+    if not probation or volunteer.session_key is None:
+        return False
+    earlier = Classification.objects.filter(volunteer=volunteer, workflow_id=workflow_id)
+    return earlier[:probation].count() < probation
+
+
 def _not_counted_reason(
     volunteer: Volunteer, status: SubjectWorkflowStatus, *, answered_before: bool
 ) -> str:
-    if not status.workflow.active:
-        return NotCounted.WORKFLOW_INACTIVE
+    # The two reasons SWAP does not read come first, so an answer that is both a repeat and
+    # late, say, is never mistaken for evidence.
     if answered_before:
         return NotCounted.REPEAT
     if status.is_reference and volunteer.user_id and roles.is_expert(volunteer.user):
         return NotCounted.EXPERT_ON_REFERENCE
+    if not status.workflow.active:
+        return NotCounted.WORKFLOW_INACTIVE
     if status.retired:
         return NotCounted.RETIRED
     return NotCounted.COUNTED
@@ -552,6 +604,8 @@ def _reference_label_write_once(
             current.save(update_fields=_CHANGED_FIELDS)
             outcome = LABEL_CHANGED
         change.save()
+        if change.old_label != change.new_label:
+            hooks.reference_labels_changed([wanted.subject_id])
     return ReferenceLabelWrite(current, outcome)
 
 
@@ -633,6 +687,9 @@ def _reference_labels_write(
         ReferenceLabel.objects.bulk_create(new)
         ReferenceLabel.objects.bulk_update(changed, _CHANGED_FIELDS)
         ReferenceLabelChange.objects.bulk_create(changes)
+        relabelled = [c.subject_id for c in changes if c.old_label != c.new_label]
+        if relabelled:
+            hooks.reference_labels_changed(relabelled)
         counts[LABEL_CREATED] += len(new)
         counts[LABEL_CHANGED] += len(changed)
         if on_progress:

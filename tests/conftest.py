@@ -34,6 +34,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MODELS_ROOT = tmp_path / "models"
@@ -119,11 +127,45 @@ def token_client(user) -> APIClient:
     return client
 
 
+def served_token(client: APIClient, workflow_id: int, subject_id: int) -> str:
+    """The token the queue would give this client for the subject, as if it had been served
+    (tests choose their subjects; `test_serving.py` covers the queue's own tokens)."""
+    from django.conf import settings
+    from django.core import signing
+
+    from labeling import serving
+
+    user_id = None
+    authorization = getattr(client, "_credentials", {}).get("HTTP_AUTHORIZATION", "")
+    if authorization.startswith("Token "):
+        user_id = Token.objects.get(key=authorization.removeprefix("Token ")).user_id
+    elif getattr(getattr(client, "handler", None), "_force_user", None) is not None:
+        user_id = client.handler._force_user.pk
+    elif settings.SESSION_COOKIE_NAME in client.cookies and "_auth_user_id" in client.session:
+        # (reading client.session with no session cookie would create a session row)
+        user_id = int(client.session["_auth_user_id"])
+    if user_id is not None:
+        identity = serving.Identity(f"user:{user_id}")
+    else:
+        cookie_signer = signing.get_cookie_signer(
+            salt=signing._cookie_signer_salt(serving.VISITOR_COOKIE, serving._SALT))
+        cookie = client.cookies.get(serving.VISITOR_COOKIE)
+        if cookie is None:
+            visitor = uuid.uuid4().hex
+            client.cookies[serving.VISITOR_COOKIE] = cookie_signer.sign(visitor)
+        else:
+            visitor = cookie_signer.unsign(cookie.value)
+        identity = serving.Identity(f"visitor:{visitor}")
+    return serving.served_token(identity, workflow_id, subject_id)
+
+
 def classify(client: APIClient, workflow_id: int, subject_id: int, answer: str = "real",
-             client_id: uuid.UUID | None = None):
+             client_id: uuid.UUID | None = None, token: str | None = None):
+    """POST an answer as the client, with the token of a subject served to it unless given."""
     return client.post(
         "/api/classifications/",
         {"workflow": workflow_id, "subject": subject_id, "answer": answer,
-         "client_id": str(client_id or uuid.uuid4())},
+         "client_id": str(client_id or uuid.uuid4()),
+         "token": token if token is not None else served_token(client, workflow_id, subject_id)},
         format="json",
     )

@@ -35,6 +35,7 @@ from aggregation.swap.types import UNKNOWN
 from labeling import selectors as labeling_selectors
 from labeling.errors import InvalidInput, LabelingError
 from labeling.models import Subject, SubjectSet
+from outbox import services as outbox
 from simulation.triplets import TRUTH_METADATA_KEY
 
 __all__ = [
@@ -179,8 +180,6 @@ def label_set_export_queue(run_id: int, options: ExportOptions, *, created_by=No
 
     The run is checked now, so a bad request fails at once rather than in the worker.
     """
-    from aggregation.tasks import export_label_set
-
     run = _finished_run(run_id)
     _check_fine_tune_from(fine_tune_from)
     with transaction.atomic():
@@ -188,7 +187,7 @@ def label_set_export_queue(run_id: int, options: ExportOptions, *, created_by=No
             run=run, options=options.to_dict(), fine_tune_from=fine_tune_from,
             created_by=created_by,
         )
-        transaction.on_commit(lambda: export_label_set.delay(job.pk))
+        outbox.enqueue("aggregation.tasks.export_label_set", job.pk)
     return job
 
 

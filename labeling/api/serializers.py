@@ -30,6 +30,9 @@ def image_urls(subject_id: int) -> dict[str, str]:
 class QueuedSubjectSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     images = serializers.DictField(child=serializers.CharField())
+    token = serializers.CharField(
+        help_text="send it back with the answer: it proves the subject was served to you"
+    )
 
 
 class QueueSerializer(serializers.Serializer):
@@ -58,6 +61,10 @@ class ClassificationCreateSerializer(serializers.Serializer):
     subject = serializers.IntegerField(min_value=1)
     answer = serializers.ChoiceField(choices=ANSWERS)
     client_id = serializers.UUIDField(help_text="made by the client; makes retries idempotent")
+    token = serializers.CharField(
+        max_length=200, help_text="the subject's token from your queue: an answer counts only "
+        "for a subject served to you (403 not_served otherwise)",
+    )
     answered_at = serializers.DateTimeField(required=False, allow_null=True)
 
 

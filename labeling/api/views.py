@@ -16,7 +16,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import reference_csv, selectors, services
+from labeling import reference_csv, selectors, services, serving
 from labeling.api import serializers as s
 from labeling.api.permissions import CanReadReferenceLabels, CanSeeSubjectTruth, IsStaff
 from labeling.errors import LabelingError
@@ -65,17 +65,24 @@ class QueueView(APIView):
         params.is_valid(raise_exception=True)
         workflow = selectors.workflow_get(workflow_id)
         queue = selectors.subject_queue(
-            volunteer=services.volunteer_for_request(request),
+            volunteer=services.volunteer_lookup(request),
             workflow=workflow,
             n=params.validated_data["n"],
             exclude=params.validated_data["exclude"],
         )
+        identity = serving.identity_for_request(request)
         payload = {
             "finished": queue.finished,
             "n_classified": queue.n_classified,
-            "subjects": [{"id": pk, "images": s.image_urls(pk)} for pk in queue.subject_ids],
+            "subjects": [
+                {"id": pk, "images": s.image_urls(pk),
+                 "token": serving.served_token(identity, workflow.pk, pk)}
+                for pk in queue.subject_ids
+            ],
         }
-        return Response(s.QueueSerializer(payload).data)
+        response = Response(s.QueueSerializer(payload).data)
+        serving.set_visitor_cookie(response, identity)
+        return response
 
 
 class ClassificationCreateView(APIView):
@@ -89,14 +96,14 @@ class ClassificationCreateView(APIView):
         _enforce_csrf_for_anonymous(request)
         data = s.ClassificationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        outcome = services.classification_create(
-            volunteer=services.volunteer_for_request(request),
+        outcome = services.classification_submit(
+            request=request,
             workflow_id=data.validated_data["workflow"],
             subject_id=data.validated_data["subject"],
             answer=data.validated_data["answer"],
             client_id=data.validated_data["client_id"],
+            token=data.validated_data["token"],
             answered_at=data.validated_data.get("answered_at"),
-            user_agent=request.headers.get("User-Agent", ""),
         )
         feedback = selectors.reference_feedback(
             workflow_id=outcome.classification.workflow_id,

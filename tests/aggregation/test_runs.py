@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from datetime import timedelta
 
 import numpy as np
@@ -15,8 +16,9 @@ from aggregation.models import AggregationRun, SubjectPosterior, VolunteerSkill
 from aggregation.swap import BOGUS, REAL, UNKNOWN, OnlineSwap, swap_batch
 from labeling import services as labeling_services
 from labeling.errors import InvalidInput
-from labeling.models import Classification, Subject, Volunteer
+from labeling.models import Classification, Subject, SubjectWorkflowStatus, Volunteer
 from tests.aggregation.conftest import build_crowd
+from tests.conftest import add_subjects as labeling_add_subjects
 
 pytestmark = pytest.mark.django_db
 
@@ -54,14 +56,33 @@ def test_classification_data_is_counted_answers_in_server_time_order(crowd):
     assert got == ordered
 
 
-def test_classification_data_leaves_out_answers_that_did_not_count(crowd):
+def test_classification_data_reads_late_answers_but_not_repeats_or_experts_on_reference(
+    crowd, make_user
+):
+    late = Volunteer.objects.create(external_name="late")
+    subject_id = crowd.subject_ids[9]
+    SubjectWorkflowStatus.objects.filter(subject_id=subject_id).update(retired=True)
     crowd.workflow.active = False
     crowd.workflow.save()
-    crowd.answer(Volunteer.objects.create(external_name="x"),
-                 crowd.subject_ids[0], "real")
+    crowd.answer(late, crowd.subject_ids[0], "real")  # to an inactive workflow
+    crowd.workflow.active = True
+    crowd.workflow.save()
+    crowd.answer(late, subject_id, "bogus")  # after retirement
+    repeat = labeling_services.classification_create(
+        volunteer=late, workflow_id=crowd.workflow.pk, subject_id=subject_id, answer="real",
+        client_id=uuid.uuid4(), store_repeats=True,
+    ).classification
+    expert = Volunteer.objects.create(user=make_user("ann", team="rubin"))
+    on_reference = crowd.answer(expert, crowd.subject_ids[0], "real").classification
+    assert (repeat.not_counted_reason, on_reference.not_counted_reason) == (
+        "repeat", "expert_on_reference")
+
     data = selectors.classification_data(crowd.workflow.pk)
-    assert len(data.table.subject) == Classification.objects.filter(counted=True).count()
-    assert Classification.objects.filter(counted=False).count() == 1
+    read = Classification.objects.exclude(pk__in=[repeat.pk, on_reference.pk])
+    assert Classification.objects.filter(volunteer=late, counted=False).count() == 3
+    assert len(data.table.subject) == read.count()
+    assert late.pk in data.volunteer_ids
+    assert expert.pk not in data.volunteer_ids
 
 
 def test_reference_union_drops_subjects_the_sets_disagree_on(crowd):
@@ -176,79 +197,6 @@ def test_invalid_parameters_are_refused_before_a_run_exists(crowd):
     assert not AggregationRun.objects.exists()
 
 
-# --- the live run --------------------------------------------------------------------------------
-
-
-def test_the_live_run_kept_current_answer_by_answer_equals_a_fresh_replay(crowd):
-    live = _run(crowd, "online")
-    assert live.live
-    assert live.replayed_through == Classification.objects.latest("pk").pk
-    newcomer = Volunteer.objects.create(external_name="newcomer")
-    new_answers = [
-        crowd.answer(newcomer, s, "real" if i % 3 else "bogus").classification
-        for i, s in enumerate(crowd.subject_ids)
-    ]
-    for classification in new_answers:
-        assert services.online_apply(classification.pk) is True
-    fresh = _run(crowd, "online")
-    live_posteriors, fresh_posteriors = _posteriors(live), _posteriors(fresh)
-    assert live_posteriors.keys() == fresh_posteriors.keys()
-    for subject_id, posterior in fresh_posteriors.items():
-        mine = live_posteriors[subject_id]
-        assert mine.p_real == pytest.approx(posterior.p_real, abs=1e-12)
-        assert mine.trajectory == pytest.approx(posterior.trajectory, abs=1e-12)
-        assert (mine.label, mine.stable, mine.n_counted) == (
-            posterior.label, posterior.stable, posterior.n_counted)
-    live_skill = VolunteerSkill.objects.get(run=live, volunteer=newcomer)
-    fresh_skill = VolunteerSkill.objects.get(run=fresh, volunteer=newcomer)
-    assert (live_skill.n_real_seen, live_skill.n_bogus_correct, live_skill.n_classifications) == (
-        fresh_skill.n_real_seen, fresh_skill.n_bogus_correct, fresh_skill.n_classifications)
-    live.refresh_from_db()
-    assert not live.live
-    assert fresh.live
-
-
-def test_online_update_is_idempotent_and_skips_what_the_replay_holds(crowd):
-    live = _run(crowd, "online")
-    replayed = Classification.objects.filter(pk__lte=live.replayed_through).first()
-    assert services.online_apply(replayed.pk) is False
-    newcomer = Volunteer.objects.create(external_name="newcomer")
-    answer = crowd.answer(newcomer, crowd.subject_ids[9], "real").classification
-    assert services.online_apply(answer.pk) is True
-    state = SubjectPosterior.objects.get(run=live, subject_id=crowd.subject_ids[9])
-    assert services.online_apply(answer.pk) is False
-    again = SubjectPosterior.objects.get(run=live, subject_id=crowd.subject_ids[9])
-    assert (again.trajectory, again.n_counted) == (state.trajectory, state.n_counted)
-
-
-def test_online_update_waits_for_a_live_run_still_being_built(crowd):
-    run = services.run_create(workflow=crowd.workflow, reference_sets=[crowd.reference],
-                              mode="online")
-    with pytest.raises(services.RunNotReady):
-        services.online_apply(Classification.objects.first().pk)
-    services.run_execute(run.pk)
-    # Without a live run there is nothing to update, and that is not an error.
-    AggregationRun.objects.update(live=False)
-    assert services.online_apply(Classification.objects.first().pk) is False
-
-
-def test_every_counted_answer_queues_one_online_update(crowd, django_capture_on_commit_callbacks,
-                                                         monkeypatch):
-    from aggregation import tasks
-
-    queued = []
-    monkeypatch.setattr(tasks, "queue_online_update", queued.append)
-    newcomer = Volunteer.objects.create(external_name="newcomer")
-    with django_capture_on_commit_callbacks(execute=True):
-        counted = crowd.answer(newcomer, crowd.subject_ids[3], "real").classification
-    crowd.workflow.active = False
-    crowd.workflow.save()
-    with django_capture_on_commit_callbacks(execute=True):
-        not_counted = crowd.answer(newcomer, crowd.subject_ids[4], "real").classification
-    assert not not_counted.counted
-    assert queued == [counted.pk]
-
-
 # --- the periodic run ----------------------------------------------------------------------------
 
 
@@ -337,15 +285,21 @@ def test_simulated_truth_is_compared_when_subjects_carry_it(workflow):
     assert truth["majority"]["n_labelled"] > 0
 
 
-def test_a_failing_online_update_never_loses_the_answer(crowd, django_capture_on_commit_callbacks,
-                                                         monkeypatch):
-    from aggregation import tasks
+def test_the_swap_evidence_filter_is_the_pure_rule(workflow):
+    """One classification stored with each reason: the queryset filter keeps exactly those the
+    pure rule reads."""
+    from labeling.models import NotCounted
+    from labeling.rules import swap_reads
 
-    def broken(classification_id):
-        raise ConnectionError("broker down")
-
-    monkeypatch.setattr(tasks, "queue_online_update", broken)
-    newcomer = Volunteer.objects.create(external_name="newcomer")
-    with django_capture_on_commit_callbacks(execute=True):
-        outcome = crowd.answer(newcomer, crowd.subject_ids[3], "real")
-    assert Classification.objects.filter(pk=outcome.classification.pk, counted=True).exists()
+    subject_ids = labeling_add_subjects(workflow, len(NotCounted.values))
+    by_reason = {}
+    for reason, subject_id in zip(NotCounted.values, subject_ids, strict=True):
+        by_reason[reason] = Classification.objects.create(
+            volunteer=Volunteer.objects.create(external_name=f"v-{reason or 'counted'}"),
+            subject_id=subject_id, workflow=workflow, answer="real", counted=not reason,
+            not_counted_reason=reason,
+        ).pk
+    read = set(selectors.swap_evidence(Classification.objects.all()).values_list("pk", flat=True))
+    assert read == {pk for reason, pk in by_reason.items() if swap_reads(reason)}
+    assert {reason for reason in NotCounted.values if not swap_reads(reason)} == {
+        "repeat", "expert_on_reference"}

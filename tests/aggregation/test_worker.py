@@ -1,5 +1,5 @@
-"""The whole path on real services: an answer commits in PostgreSQL, its online update goes
-through Redis to a real Celery worker, and the live run changes; a batch run goes the same way.
+"""The whole path on real services: a live run is built by a real Celery worker through
+Redis, and then every answer updates it in its own transaction, with no worker involved.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 
 from aggregation import services
-from aggregation.models import AggregationRun, AppliedClassification, SubjectPosterior
+from aggregation.models import AggregationRun, SubjectPosterior
 from config.celery import app
 from labeling.models import Volunteer
+from outbox import services as outbox
 from tests.aggregation.conftest import build_crowd
 
 pytestmark = [
@@ -35,25 +36,24 @@ def _wait_for(condition, what: str):
 @pytest.fixture
 def worker(transactional_db):
     with start_worker(app, pool="solo", perform_ping_check=False,
-                      queues=["celery", "online", "aggregation"], shutdown_timeout=30):
+                      queues=["celery", "aggregation"], shutdown_timeout=30):
         yield
 
 
-def test_an_answer_reaches_the_live_run_through_redis_and_a_worker(transactional_db, workflow,
-                                                                    worker):
+def test_a_live_run_built_by_a_worker_takes_each_answer_in_its_transaction(
+    transactional_db, workflow, worker
+):
     workflow.retire_agree, workflow.retire_max = 50, 50
     workflow.save()
     crowd = build_crowd(workflow, n_subjects=8, n_volunteers=3)
     live = services.run_create(workflow=workflow, reference_sets=[crowd.reference],
                                mode="online")
-    services.run_queue(live)  # outside a transaction: queued at once
-    _wait_for(lambda: AggregationRun.objects.get(pk=live.pk).status == "done",
-              "finish the live run")
+    services.run_queue(live)  # recorded in the outbox; the periodic drain sends it
+    assert outbox.drain() == 1
+    _wait_for(lambda: AggregationRun.objects.get(pk=live.pk).live, "build the live run")
 
     newcomer = Volunteer.objects.create(external_name="newcomer")
-    answer = crowd.answer(newcomer, crowd.subject_ids[7], "bogus").classification
-    _wait_for(lambda: AppliedClassification.objects.filter(classification=answer).exists(),
-              "apply the new answer")
+    crowd.answer(newcomer, crowd.subject_ids[7], "bogus")
     posterior = SubjectPosterior.objects.get(run=live, subject_id=crowd.subject_ids[7])
     assert posterior.n_counted == 4  # three volunteers, then the newcomer
 

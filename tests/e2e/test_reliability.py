@@ -59,7 +59,10 @@ def test_answers_made_offline_are_kept_then_stored_exactly_once(page, context):
     assert "All answers saved" in sync.inner_text()
 
 
-def test_unsent_answers_survive_a_reload_and_a_lost_reply_never_counts_twice(page, context):
+def test_unsent_answers_survive_a_reload_and_a_lost_reply_never_counts_twice(page, context,
+                                                                            settings):
+    # Counting is what this test watches: the anonymous probation (test_serving.py) is off.
+    settings.ANONYMOUS_PROBATION_ANSWERS = 0
     workflow, _, _ = build_workflow(n_science=16)
     tutorial_seen(context, workflow)
     page.goto(f"/classify/{workflow.slug}/")

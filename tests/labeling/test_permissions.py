@@ -79,7 +79,7 @@ def test_every_role_gets_a_queue_without_truth_in_it(
     body = clients[role].get(f"/api/workflows/{workflow.pk}/queue/?n=12").json()
     assert body["subjects"]
     for subject in body["subjects"]:
-        assert set(subject) == {"id", "images"}
+        assert set(subject) == {"id", "images", "token"}
 
 
 def test_health_and_schema_are_public(clients):

@@ -56,7 +56,7 @@ def test_volunteers_see_ids_and_images_only(workflow, subject_ids, make_user):
     body = queue(token_client(make_user("v")), workflow, n=3)
     assert len(body["subjects"]) == 3
     for subject in body["subjects"]:
-        assert set(subject) == {"id", "images"}
+        assert set(subject) == {"id", "images", "token"}
         assert set(subject["images"]) == {"template", "science", "difference"}
 
 
@@ -85,6 +85,18 @@ def test_higher_priority_subjects_come_first(workflow, make_user):
     SubjectWorkflowStatus.objects.filter(subject_id__in=ids[:3]).update(priority=5.0)
     body = queue(token_client(make_user("v")), workflow, n=3)
     assert {s["id"] for s in body["subjects"]} == set(ids[:3])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_short_priority_level_is_topped_up_from_the_next_one_down(workflow, seed):
+    ids = add_subjects(workflow, 20)
+    SubjectWorkflowStatus.objects.filter(subject_id__in=ids[:3]).update(priority=5.0)
+    SubjectWorkflowStatus.objects.filter(subject_id__in=ids[3:6]).update(priority=2.0)
+    volunteer = services.volunteer_for_external_name("v")
+    drawn = selectors.subject_queue(volunteer=volunteer, workflow=workflow, n=8,
+                                    rng=random.Random(seed)).subject_ids
+    assert len(drawn) == len(set(drawn)) == 8
+    assert set(ids[:6]) <= set(drawn)
 
 
 def gold_fraction(workflow, volunteer, reference_ids, draws=400):

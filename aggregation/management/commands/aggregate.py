@@ -116,9 +116,7 @@ class Command(BaseCommand):
 
     def _dawid_skene(self, run: AggregationRun) -> dict:
         data = selectors.classification_data(run.workflow_id)
-        reference = selectors.reference_truth(
-            data.subject_ids, selectors.run_reference_sets(run), selectors.run_union_policy(run)
-        )
+        reference = selectors.run_reference_truth(run, data.subject_ids)
         truth = selectors.simulated_truth(run.workflow, data.subject_ids)
         try:
             labels = crowdkit_dawid_skene(data.table)

@@ -129,7 +129,7 @@
         },
         body: JSON.stringify({
           workflow: item.workflow, subject: item.subject, answer: item.answer,
-          client_id: item.client_id, answered_at: item.answered_at,
+          client_id: item.client_id, answered_at: item.answered_at, token: item.token,
         }),
       });
     } catch (err) {
@@ -152,6 +152,15 @@
       return 'done';
     }
     if (response.status === 403) {
+      let body = null;
+      try { body = await response.json(); } catch (err) { body = null; }
+      if (body && body.error === 'not_served') {
+        // Final: its served token expired or belongs to another identity (a sign-in since).
+        outboxRemove(item.client_id);
+        recount = true;
+        console.warn('classification not stored', response.status, item);
+        return 'done';
+      }
       // A stale CSRF token (e.g. signed in elsewhere): a queue request sets a fresh cookie.
       try { await fetch(`${config.urls.queue}?n=1`, { credentials: 'same-origin' }); } catch (err) { /* retried */ }
     }
@@ -262,6 +271,7 @@
 
   function preload(subject) {
     const entry = window.StampViewer.load(subject, config.urls.pixels);
+    entry.token = subject.token;
     loading.set(subject.id, entry);
     entry.decoded.then(() => {
       if (!loading.delete(subject.id)) return;
@@ -381,6 +391,7 @@
       client_id: uuid(),
       workflow: WORKFLOW,
       subject: current.id,
+      token: current.token, // proves the queue served this subject to us
       answer: value,
       answered_at: new Date().toISOString(),
     };
