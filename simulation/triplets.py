@@ -7,7 +7,7 @@ the tests and the benchmarks all use this.
 
 Physics, in brief:
 - Cameras (`INSTRUMENTS`). Each subject is seen by Rubin (0.2"/px, seeing 0.55-1.4",
-  background-subtracted cutouts) or ZTF (1"/px, seeing 1.5-3", science and reference cutouts
+  background-subtracted cutouts) or ZTF (1"/px, seeing 1.6-3.4", science and reference cutouts
   that keep their sky level), 60:40. Sky and saturation per pixel scale with the pixel's
   area; galaxy sizes and asteroid trails are drawn in arcseconds.
 - Units. Pixels are in nJy. The gain is taken as 1 electron per nJy (roughly right for a
@@ -190,7 +190,7 @@ class Instrument:
 # seeing, science and reference cutouts with their sky), in these proportions.
 INSTRUMENTS: Mapping[str, Instrument] = {
     "rubin": Instrument(0.2, (0.55, 1.4), sky_pedestal=False),
-    "ztf": Instrument(1.0, (1.5, 3.0), sky_pedestal=True),
+    "ztf": Instrument(1.0, (1.6, 3.4), sky_pedestal=True),
 }
 INSTRUMENT_PROPORTIONS: Mapping[str, float] = {"rubin": 0.6, "ztf": 0.4}
 # Sky and saturation are quoted per Rubin pixel and scale with the pixel's area on the sky.
