@@ -4,6 +4,7 @@ scores, a CNN trained on simulated triplets only, and clear refusals."""
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -44,8 +45,17 @@ def test_scores_must_be_one_per_triplet():
         realcheck.check(np.zeros(3), fake_real())
 
 
+def test_a_kind_balanced_set_has_as_many_of_each_kind():
+    n_kinds = len(realcheck.KIND_TRUTH)
+    _, labels, kinds = realcheck.simulated_set(2 * n_kinds, seed=5, balance_kinds=True)
+    assert Counter(kinds) == dict.fromkeys(realcheck.KIND_TRUTH, 2)
+    assert labels.tolist() == [float(realcheck.KIND_TRUTH[k] == "real") for k in kinds]
+    _, _, plain = realcheck.simulated_set(2 * n_kinds, seed=5)
+    assert len(set(plain)) < n_kinds  # the survey's mix: movers and dipoles first
+
+
 def test_a_cnn_trains_on_simulated_triplets_with_their_truth():
-    stamps, labels = realcheck.simulated_set(30, seed=4)
+    stamps, labels, _ = realcheck.simulated_set(30, seed=4)
     assert stamps.shape == (30, 3, 51, 51)
     assert set(np.unique(labels)) == {0.0, 1.0}
     model, result = realcheck.train_simulated(30, epochs=1, seed=4)

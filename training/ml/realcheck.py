@@ -43,6 +43,8 @@ DRB_REAL = 0.5  # drb at or above this counts as Real
 EXIT_BAD_INPUT = 2
 TARGET_AUC = 0.85  # issue 19's target for a CNN trained on simulated data only
 _SIM_BATCH = 500
+# The rarest kind is about 1.5% of subjects: a kind-balanced set needs ~6 simulated per kept.
+_MAX_SIMULATED_PER_KEPT = 20
 
 
 class RealCheckError(Exception):
@@ -125,21 +127,40 @@ def check_model(model: RealBogusCNN, real: RealZtf) -> RealCheck:
 # --- a CNN trained on simulated triplets only ------------------------------------------------
 
 
-def simulated_set(n: int, seed: int, progress: Callable[[int], None] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(stamps float32 (n, 3, 51, 51), labels float32 1 = Real) of simulated subjects."""
+def simulated_set(n: int, seed: int, progress: Callable[[int], None] | None = None, *,
+                  balance_kinds: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(stamps float32 (n, 3, 51, 51), labels float32 1 = Real, kinds) of simulated subjects: the
+    first n of `seed`, or with `balance_kinds` the first n / (number of kinds) of each kind
+    (more subjects are simulated to find them; `progress` counts those)."""
     stamps = np.empty((n, *STAMP_SHAPE), np.float32)
     labels = np.empty(n, np.float32)
-    for start in range(0, n, _SIM_BATCH):
-        batch = generate_batch(seed, start, min(n, start + _SIM_BATCH), STAMP_SHAPE[-1])
-        stamps[start:start + len(batch)] = batch.cubes
-        labels[start:start + len(batch)] = [KIND_TRUTH[k] == "real" for k in batch.kinds]
+    kinds: list[str] = []
+    names = sorted(KIND_TRUTH)
+    quota = {kind: (n // len(names) + (i < n % len(names)) if balance_kinds else n)
+             for i, kind in enumerate(names)}
+    filled, start = 0, 0
+    while filled < n:
+        if start >= _MAX_SIMULATED_PER_KEPT * n:
+            raise RealCheckError(f"no {n} kind-balanced subjects in the first {start} of seed "
+                                 f"{seed}")
+        size = _SIM_BATCH if balance_kinds else min(_SIM_BATCH, n - filled)
+        batch = generate_batch(seed, start, start + size, STAMP_SHAPE[-1])
+        start += len(batch)
+        for cube, kind in zip(batch.cubes, batch.kinds, strict=True):
+            if filled == n or quota[kind] == 0:
+                continue
+            quota[kind] -= 1
+            stamps[filled], labels[filled] = cube, KIND_TRUTH[kind] == "real"
+            kinds.append(kind)
+            filled += 1
         if progress:
             progress(len(batch))
-    return stamps, labels
+    return stamps, labels, kinds
 
 
-def train_simulated(n: int, epochs: int, seed: int = 0, learning_rate: float = 1e-3,
+def train_simulated(n: int, epochs: int, seed: int = 0, learning_rate: float = 1e-3, *,
+                    balance_kinds: bool = False,
                     on_epoch: Callable[[EpochRecord], None] | None = None,
                     progress: Callable[[int], None] | None = None,
                     ) -> tuple[RealBogusCNN, TrainingResult]:
@@ -149,7 +170,11 @@ def train_simulated(n: int, epochs: int, seed: int = 0, learning_rate: float = 1
     on a shared CPU."""
     if n < 20:
         raise RealCheckError(f"train on at least 20 simulated triplets, not {n}")
-    stamps, labels = simulated_set(n, seed, progress)
+    stamps, labels, _ = simulated_set(n, seed, progress, balance_kinds=balance_kinds)
+    # A kind-balanced set runs out of common kinds first, so its tail is rare kinds only:
+    # shuffle before holding out.
+    order = np.random.default_rng(seed).permutation(n)
+    stamps, labels = stamps[order], labels[order]
     held_out = max(2, n // 10)
     train = TensorDataset(torch.from_numpy(stamps[held_out:]), torch.from_numpy(labels[held_out:]))
     val = TensorDataset(torch.from_numpy(stamps[:held_out]), torch.from_numpy(labels[:held_out]))
@@ -173,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="train on N simulated triplets first (a few thousand: CPU time)")
     parser.add_argument("--epochs", type=int, default=6, help="with --train-simulated")
     parser.add_argument("--seed", type=int, default=0, help="with --train-simulated")
+    parser.add_argument("--balance-kinds", action="store_true",
+                        help="with --train-simulated: as many subjects of each kind (variable "
+                        "stars are then as common as dipoles), instead of the survey's mix")
     parser.add_argument("--learning-rate", type=float, default=1e-3,
                         help="with --train-simulated (default 1e-3: few epochs)")
     parser.add_argument("--save", type=Path, help="with --train-simulated: keep the weights")
@@ -187,12 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.epochs < 1 or args.seed < 0:
                 raise RealCheckError("--epochs must be >= 1 and --seed >= 0")
             model = _train_with_progress(args.train_simulated, args.epochs, args.seed,
-                                         args.learning_rate)
+                                         args.learning_rate, args.balance_kinds)
             if args.save is not None:
                 save_weights(model, args.save)
             name = (f"CNN trained on {args.train_simulated} simulated triplets "
-                    f"({args.epochs} epochs, learning rate {args.learning_rate:g}, "
-                    f"seed {args.seed})")
+                    f"({'kinds balanced, ' if args.balance_kinds else ''}{args.epochs} "
+                    f"epochs, learning rate {args.learning_rate:g}, seed {args.seed})")
     except (RealCheckError, WeightsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -200,11 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _train_with_progress(n: int, epochs: int, seed: int, learning_rate: float
-                         ) -> RealBogusCNN:
-    with tqdm(total=n, unit="triplet", desc="simulate", file=sys.stderr, disable=None) as bar:
+def _train_with_progress(n: int, epochs: int, seed: int, learning_rate: float,
+                         balance_kinds: bool) -> RealBogusCNN:
+    with tqdm(total=None if balance_kinds else n, unit="triplet", desc="simulate",
+              file=sys.stderr, disable=None) as bar:
         model, result = train_simulated(
-            n, epochs, seed, learning_rate, progress=bar.update,
+            n, epochs, seed, learning_rate, balance_kinds=balance_kinds, progress=bar.update,
             on_epoch=lambda r: print(f"epoch {r.epoch}: train loss {r.train_loss:.4f}, "
                                      f"val loss {r.val_loss:.4f} ({r.seconds:.0f} s)",
                                      file=sys.stderr),
