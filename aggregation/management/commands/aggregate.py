@@ -37,8 +37,8 @@ class Command(BaseCommand):
                             "conflict")
         parser.add_argument("--mode", default="batch", choices=AggregationRun.Mode.values,
                             help="batch (final skills), online (skill at each answer's time; "
-                            "becomes the live run), em (skills and the prior also learned from "
-                            "non-reference subjects)")
+                            "becomes the live run), em (skills, and unless --em-prior fixed the "
+                            "prior, also learned from non-reference subjects)")
         parser.add_argument("--prior", type=float, help="Pr(Real) before any vote")
         parser.add_argument("--all-volunteers", action="store_true",
                             help="let volunteers with no reference classification contribute")
