@@ -183,18 +183,28 @@ def load_ztf(folder: Path) -> list[np.ndarray]:
 
 def load_rubin(folder: Path) -> list[np.ndarray]:
     """The Rubin alerts' cutouts as (3, n, n) cubes, template, science, difference; an alert
-    whose three cutouts differ in shape is cropped to the smallest, centred."""
+    whose three cutouts differ in shape is cropped to the smallest, centred. An alert whose
+    cutouts cannot be read is left out (and counted on stderr); none readable is an error."""
     path = folder / RUBIN_FILE
-    cubes = []
+    cubes, unreadable = [], []
     try:
         with path.open("rb") as stream:
             _, alerts = open_avro_container(stream, "lsst")
-            for alert in alerts:
-                images = alert_cutouts(alert, lambda value: value)
+            for number, alert in enumerate(alerts, 1):
+                try:
+                    images = alert_cutouts(alert, lambda value: value)
+                except RecordError as exc:
+                    unreadable.append(f"alert {number}: {exc}")
+                    continue
                 cubes.append(_stack([images["template"], images["science"],
                                      images["difference"]]))
-    except (OSError, ValueError, InputError, RecordError) as exc:
+    except (OSError, ValueError, InputError) as exc:
         raise RealDataError(f"cannot read the real Rubin alerts {path}: {exc}") from exc
+    if unreadable:
+        print(f"{len(unreadable)} Rubin alerts left out ({'; '.join(unreadable[:3])})",
+              file=sys.stderr)
+    if not cubes:
+        raise RealDataError(f"no readable alert in {path}")
     return cubes
 
 

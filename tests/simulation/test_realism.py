@@ -92,3 +92,17 @@ def test_the_command_refuses_a_missing_real_set(tmp_path, capsys):
                          str(tmp_path / "out")]) == realism.EXIT_BAD_INPUT
     assert "cannot read the real ZTF triplets" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@needs_real_data
+def test_an_unreadable_rubin_alert_is_left_out_not_fatal(tmp_path, capsys):
+    import fastavro
+
+    with (realism.DEFAULT_REALDATA / realism.RUBIN_FILE).open("rb") as stream:
+        reader = fastavro.reader(stream)
+        schema, alerts = reader.writer_schema, list(reader)
+    alerts[1]["cutoutScience"] = None
+    with (tmp_path / realism.RUBIN_FILE).open("wb") as stream:
+        fastavro.writer(stream, fastavro.parse_schema(schema), alerts)
+    assert len(realism.load_rubin(tmp_path)) == len(alerts) - 1
+    assert "1 Rubin alerts left out (alert 2: cutout missing" in capsys.readouterr().err
