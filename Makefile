@@ -91,7 +91,9 @@ evaluate: $(VENV)/.bench
 # labels, with fakes of known truth, train the base model v0.1; a second workflow, with other
 # subjects and volunteers, gives a stable label set that asks to fine-tune v0.1 (the export
 # queues the job: v0.2); both versions are then drawn on v0.2's test split, which neither has
-# seen. LOOP_SUBJECTS, LOOP_VOLUNTEERS and LOOP_EPOCHS scale it.
+# seen. At the end, sim to real: both versions score 300 real ZTF triplets (ROC AUC and
+# Spearman against ZTF's drb), and the realism report compares simulated with real stamps
+# (plots in .loop/realism). LOOP_SUBJECTS, LOOP_VOLUNTEERS and LOOP_EPOCHS scale it.
 LOOP_DIR := .loop
 LOOP_SUBJECTS ?= 4000
 LOOP_INJECTIONS ?= 3000
@@ -117,6 +119,9 @@ loop: $(VENV)/.runtime
 	$(LOOP_ENV) $(PY) manage.py export_labels --run 2 --scenario stable --seed 2 \
 		--fine-tune-from v0.1
 	$(LOOP_ENV) $(PY) manage.py model_figures --model v0.2 --compare v0.1 --out $(LOOP_DIR)/figures
+	$(LOOP_ENV) $(PY) manage.py realcheck --model v0.1
+	$(LOOP_ENV) $(PY) manage.py realcheck --model v0.2
+	$(PY) -m simulation.realism --n 2000 --seed 1 --out $(LOOP_DIR)/realism
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles node_modules artifacts $(EVAL_DIR) $(LOOP_DIR)

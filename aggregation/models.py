@@ -38,6 +38,15 @@ class AggregationRun(models.Model):
     )
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.BATCH)
     parameters = models.JSONField(help_text="the SwapParams the run used")
+    # EM runs only (empty / null otherwise): how EM learned, and whether it settled.
+    em_options = models.JSONField(
+        default=dict, blank=True,
+        help_text="EM runs: the EmOptions used (prior mode and strength, iteration cap, tolerance)",
+    )
+    em_iterations = models.PositiveIntegerField(null=True, blank=True)
+    em_converged = models.BooleanField(
+        null=True, blank=True, help_text="EM runs: settled within tolerance before the cap"
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     # The live run of a workflow is kept current by every answer SWAP reads.

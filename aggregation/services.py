@@ -26,6 +26,7 @@ from aggregation.swap import (
     BOGUS,
     REAL,
     UNKNOWN,
+    EmOptions,
     LabelAccuracy,
     SubjectState,
     SwapInputError,
@@ -62,12 +63,22 @@ def swap_params(**overrides) -> SwapParams:
     return params
 
 
+def em_options(**overrides) -> EmOptions:
+    """EmOptions from the defaults and the given values, checked."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return EmOptions(**given)
+    except (TypeError, SwapInputError) as exc:
+        raise InvalidInput(f"invalid EM options: {exc}") from exc
+
+
 def run_create(
     *,
     workflow: Workflow,
     reference_sets: list[ReferenceSet],
     mode: str = Mode.BATCH,
     params: SwapParams | None = None,
+    em: EmOptions | None = None,
     union_policy: str = DEFAULT_UNION_POLICY,
     triggered_by: str = "command",
     created_by=None,
@@ -77,7 +88,7 @@ def run_create(
 
     `reference_sets` in the union's order; `union_policy` (see `records.UNION_POLICIES`)
     settles the subjects they label differently, in the run and in its online updates, and is
-    kept in the run's summary."""
+    kept in the run's summary. `em` (EM runs only; defaults if not given) is kept with it."""
     if mode not in Mode.values:
         raise InvalidInput(f"mode must be one of {', '.join(Mode.values)}")
     if union_policy not in UNION_POLICIES:
@@ -85,12 +96,17 @@ def run_create(
     if not reference_sets:
         raise InvalidInput("a run needs at least one reference set")
     params = params or swap_params()
+    if em is not None and mode != Mode.EM:
+        raise InvalidInput("EM options are for EM runs (mode em)")
+    if mode == Mode.EM:
+        em = em or EmOptions()
     with transaction.atomic():
         run = AggregationRun.objects.create(
             workflow=workflow,
             reference_name="+".join(s.name for s in reference_sets),
             mode=mode,
             parameters=dataclasses.asdict(params),
+            em_options=dataclasses.asdict(em) if em else {},
             triggered_by=triggered_by,
             created_by=created_by,
             summary={selectors.UNION_POLICY_KEY: union_policy},
@@ -154,7 +170,8 @@ def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> 
     timings["read_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    result = _swap(run.mode, data, reference.truth, params)
+    em = EmOptions(**run.em_options) if run.mode == Mode.EM else None
+    result = _swap(run.mode, data, reference.truth, params, em)
     timings["swap_s"] = time.perf_counter() - started
 
     summary = _summary(run, data, reference, result)
@@ -178,17 +195,17 @@ def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> 
         run.n_volunteers = data.table.n_volunteers
         run.n_contributing_volunteers = int(result.skills.contributes.sum())
         run.n_reference_subjects = int((reference.truth != UNKNOWN).sum())
+        if run.mode == Mode.EM:
+            run.em_iterations, run.em_converged = result.iterations, result.converged
         run.status, run.finished_at = AggregationRun.Status.DONE, timezone.now()
         run.save()
     return True
 
 
-def _swap(mode: str, data: selectors.ClassificationData, truth: np.ndarray, params: SwapParams):
+def _swap(mode: str, data: selectors.ClassificationData, truth: np.ndarray,
+          params: SwapParams, em: EmOptions | None = None):
     if mode == Mode.EM:
-        # EM learns the class prior too, as Dawid-Skene learns its class marginals, starting
-        # from the run's prior: a fixed prior far from the true Real fraction biases every
-        # soft label and so every skill learned from them.
-        return swap_em(data.table, truth, params, learn_prior=True)
+        return swap_em(data.table, truth, params, em)
     timing = "at_classification" if mode == Mode.ONLINE else "final"
     return swap_batch(data.table, truth, params, skill_timing=timing)
 
@@ -201,7 +218,8 @@ def _summary(run, data, reference, result: SwapResult) -> dict:
     }
     if run.mode == Mode.EM:
         summary["em"] = {"iterations": result.iterations, "converged": result.converged,
-                         "learned_prior": result.params.prior}
+                         "prior_mode": EmOptions(**run.em_options).prior_mode,
+                         "prior": result.params.prior}
     truth = selectors.simulated_truth(run.workflow, data.subject_ids)
     if truth is not None:
         summary["truth"] = truth_comparison(data, reference.truth, truth, result)

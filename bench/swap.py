@@ -45,6 +45,7 @@ from aggregation.swap import (
     REAL,
     UNKNOWN,
     ClassificationTable,
+    EmOptions,
     OnlineSwap,
     SubjectState,
     SwapParams,
@@ -273,11 +274,11 @@ def _comparisons(results: Results, sim: Simulated) -> None:
     results.add(f"swap_loop_vs_batch_online_max_abs_diff_{label}", max_diff)
 
     log(f"swap: EM on {len(table):,}")
-    em, em_s = _timed(swap_em, table, truth, params)
+    em, em_s = _timed(swap_em, table, truth, params, EmOptions(prior_mode="fixed"))
     results.add(f"swap_batch_{label}_inprocess_s", batch_s)
     results.add(f"swap_em_{label}_s", em_s)
     results.add(f"swap_em_{label}_iterations", em.iterations)
-    em_learned, em_learned_s = _timed(swap_em, table, truth, params, learn_prior=True)
+    em_learned, em_learned_s = _timed(swap_em, table, truth, params, EmOptions())
     results.add(f"swap_em_learned_prior_{label}_s", em_learned_s)
     results.add(f"swap_em_learned_prior_{label}_prior", em_learned.params.prior)
     results.add(f"swap_{label}_true_real_fraction", float(sim.true_label[science].mean()))

@@ -6,14 +6,23 @@ convolved to the science seeing. The truth is known because we put it there; the
 the tests and the benchmarks all use this.
 
 Physics, in brief:
-- Units. Pixels are in nJy and are background-subtracted, as Rubin stamps are. The gain is
-  taken as 1 electron per nJy (roughly right for a 30 s Rubin visit), so the Poisson
-  variance of a pixel is sky + source in the same units.
-- PSFs are circular Gaussians whose seeing varies per subject; the template's seeing is
-  always better, so DIA convolves the template with the Gaussian kernel that matches it to
-  the science (Alard-Lupton with one Gaussian). The science PSF is rendered a little wider
-  or narrower than the pipeline believes, so bright sources leave the ring residuals real
-  subtractions leave.
+- Cameras (`INSTRUMENTS`). Each subject is seen by Rubin (0.2"/px, seeing 0.55-1.4",
+  background-subtracted cutouts) or ZTF (1"/px, seeing 1.6-3.4", science and reference cutouts
+  that keep their sky level), 60:40. Sky and saturation per pixel scale with the pixel's
+  area; galaxy sizes and asteroid trails are drawn in arcseconds.
+- Units. Pixels are in nJy. The gain is taken as 1 electron per nJy (roughly right for a
+  30 s Rubin visit), so the Poisson variance of a pixel is sky + source in the same units.
+- PSFs are a Gaussian core plus a wider Gaussian wing (0-25% of the flux, 3-6 times the
+  core's variance) whose seeing varies per subject; the template's seeing is always better,
+  so DIA convolves the template with the Gaussian kernel that matches it to the science
+  (Alard-Lupton with one Gaussian; the template's wing is built so that it matches too).
+  The science PSF is rendered a little wider or narrower than the pipeline believes, so
+  bright sources leave the ring residuals real subtractions leave.
+- Backgrounds: a plane of up to `BACKGROUND_GRADIENT_SIGMAS` sky sigmas at the stamp edge
+  in both images, 97-103% of it in the template, so the difference keeps a trace of it.
+- Noise is correlated between neighbouring pixels, as warping and coadding leave it: the
+  white noise is smoothed by [c, 1, c] along both axes, c in `NOISE_CORRELATION_SCIENCE`
+  and (more) `NOISE_CORRELATION_TEMPLATE`; the PSF-flux errors account for it.
 - Galaxies are exponential discs drawn as a mixture of three Gaussians (so convolving with
   a Gaussian PSF is exact), with axes along the pixel grid: every source is separable,
   which is what lets a whole batch render as one stack of matrix products.
@@ -21,19 +30,27 @@ Physics, in brief:
   deeper (lower variance) than the science. The difference's noise is the real thing:
   science noise plus the template noise smoothed by the matching kernel.
 - Detector effects (cosmic rays, hot pixels, bad rows and columns) are added after the
-  photon noise, saturation clips both images at `SATURATION_NJY`, NaN is "no data".
+  photon noise; saturation clips both images at a full well that varies per subject
+  (`SATURATION_NJY` times `SATURATION_SPREAD`), and saturated stars bleed along their
+  column in the science; NaN is "no data".
 
 The kinds. Real: `transient` (a point source new in the science, often on a host galaxy),
-`variable` (a star brighter in the science), `fading` (a source weaker in the science than
-in the template: a negative PSF in the difference), `moving` (an asteroid: in the science
-only, sometimes trailed). Bogus: `dipole` (the science misregistered against the template
-by a fraction of a pixel, so every source leaves a positive and a negative lobe; the
-stamp is centred on the positive lobe, where the detection would be), `bright_star`
+`variable` (a star brighter in the science), `variable_residual` (a star that brightened
+or faded, subtracted imperfectly: its quiescent light leaves PSF-shaped positive and
+negative residuals, a lopsided pair from a slight offset or a ring from a PSF a few percent
+off, on top of a net change; DMTN-337's experts label such Gaia variables Real), `fading`
+(a source weaker in the science than in the template: a negative PSF in the difference),
+`moving` (an asteroid: in the science only, sometimes trailed). Bogus: `dipole` (the
+science misregistered against the template by a fraction of a pixel, so every source
+leaves a positive and a negative lobe of equal flux, no net flux: that, and only that, is a
+Bogus dipole; the stamp is centred on the positive lobe, where the detection would be),
+`bright_star`
 (saturated cores, a bleed trail, rings), `cosmic_ray` (a sharp one to three pixel streak),
 `satellite` (a line across the stamp), `bad_column` (a hot row or column, sometimes with
 a masked NaN neighbour) and `hot_pixel`. Any subject may also carry incidental defects
 away from its centre: stray cosmic rays, a NaN row or column, a NaN strip at a detector
-edge; so NaN alone never gives the answer away.
+edge, a saturated neighbour with its bleed trail 8 or more columns away; so NaN or a
+saturated column alone never gives the answer away.
 
 Origins and truth. Origins are drawn in the proportions of the Rubin Difference
 Detectives sample (DMTN-337, table 3). The kind mix of each origin (`KIND_MIX`) is set so
@@ -70,7 +87,7 @@ import numpy as np
 from labeling.records import SubjectRecord
 
 # Bump when the same (seed, index, size) would give different pixels or fields.
-SIMULATOR_VERSION = 1
+SIMULATOR_VERSION = 2
 
 # DMTN-337 table 3, rounded: 88,058 ss, 89,410 gaia, 49,933 reliability_cuts, 10,932
 # galaxy and 2,058 tns of 242,391 subjects.
@@ -88,6 +105,7 @@ TRUTH_METADATA_KEY = "sim_truth"
 KIND_TRUTH: Mapping[str, str] = {
     "transient": "real",
     "variable": "real",
+    "variable_residual": "real",
     "fading": "real",
     "moving": "real",
     "dipole": "bogus",
@@ -104,6 +122,9 @@ KIND_EXPLANATION: Mapping[str, str] = {
     "transient": "a new point source: in the science image but not the template, "
                  "sometimes on a host galaxy",
     "variable": "a variable star: the same star in both images, brighter in the science image",
+    "variable_residual": "a variable star whose subtraction is imperfect: a positive and a "
+                         "negative PSF-shaped residual (a ring or a lopsided pair) around a "
+                         "clear net brightening or fading; the change is real",
     "fading": "a source fading since the template: a real negative point source in the "
               "difference image",
     "moving": "an asteroid: a point source in the science image only, sometimes drawn out "
@@ -128,13 +149,13 @@ KIND_MIX: Mapping[str, Mapping[str, float]] = {
         "bad_column": 0.01,
     },
     "gaia": {
-        "variable": 0.07, "fading": 0.03,
+        "variable": 0.03, "variable_residual": 0.05, "fading": 0.02,
         "dipole": 0.45, "bright_star": 0.37, "cosmic_ray": 0.03, "bad_column": 0.03,
         "hot_pixel": 0.02,
     },
     "reliability_cuts": {
-        "transient": 0.12, "variable": 0.07, "fading": 0.05, "moving": 0.06,
-        "dipole": 0.20, "bright_star": 0.08, "cosmic_ray": 0.14, "satellite": 0.08,
+        "transient": 0.12, "variable": 0.04, "variable_residual": 0.05, "fading": 0.05,
+        "moving": 0.06, "dipole": 0.18, "bright_star": 0.08, "cosmic_ray": 0.14, "satellite": 0.08,
         "bad_column": 0.10, "hot_pixel": 0.10,
     },
     "galaxy": {
@@ -155,19 +176,55 @@ BAND_PROPORTIONS: Mapping[str, float] = {
     "u": 0.07, "g": 0.10, "r": 0.22, "i": 0.22, "z": 0.20, "y": 0.19,
 }
 
-PIXEL_SCALE_ARCSEC = 0.2
-SEEING_FWHM_ARCSEC = (0.55, 1.4)  # science seeing, uniform
+
+@dataclass(frozen=True)
+class Instrument:
+    """What sets a subject's pixels apart by camera: the pixel scale and the seeing there."""
+
+    pixel_scale_arcsec: float
+    seeing_fwhm_arcsec: tuple[float, float]  # science seeing, uniform
+    sky_pedestal: bool  # are science and template stamps shipped with their sky level?
+
+
+# Rubin's LSSTCam (0.2"/px, background-subtracted cutouts) and ZTF (1"/px, 2" median
+# seeing, science and reference cutouts with their sky), in these proportions.
+INSTRUMENTS: Mapping[str, Instrument] = {
+    "rubin": Instrument(0.2, (0.55, 1.4), sky_pedestal=False),
+    "ztf": Instrument(1.0, (1.6, 3.4), sky_pedestal=True),
+}
+INSTRUMENT_PROPORTIONS: Mapping[str, float] = {"rubin": 0.6, "ztf": 0.4}
+# Sky and saturation are quoted per Rubin pixel and scale with the pixel's area on the sky.
+REFERENCE_PIXEL_SCALE = INSTRUMENTS["rubin"].pixel_scale_arcsec
 TEMPLATE_SEEING_RATIO = (0.6, 0.95)  # template seeing / science seeing, uniform
 SKY_NJY_PER_PIXEL = (300.0, 3000.0)  # log-uniform
 TEMPLATE_DEPTH = (4.0, 25.0)  # science variance / template variance, uniform
-SATURATION_NJY = 1.2e5
+SATURATION_NJY = 1.2e5  # nominal full well; each subject's is this times SATURATION_SPREAD
+SATURATION_SPREAD = (0.6, 1.6)  # log-uniform
+# The PSF: a Gaussian core plus a wider Gaussian wing (a Moffat-like halo) of this weight and
+# variance ratio (wing / core in the science), both uniform. The template's wing is narrower
+# by what the matching kernel adds, so matching maps the template's PSF onto the science's
+# and only the PSF mismatches of the kinds leave residuals.
+PSF_WING_WEIGHT = (0.0, 0.25)
+PSF_WING_VARIANCE_RATIO = (3.0, 6.0)
+# Warping to a common grid and coadding correlate neighbouring pixels' noise: each image's
+# noise is smoothed by the kernel [c, 1, c] along rows and columns (normalised to keep the
+# variance), c uniform in these ranges. Real ZTF cutouts: neighbouring pixels correlate by
+# about 0 in the science and 0.4 (0.14-0.86) in the reference; c = 0.35 gives 0.57.
+NOISE_CORRELATION_SCIENCE = (0.0, 0.05)
+NOISE_CORRELATION_TEMPLATE = (0.05, 0.35)
+# Imperfect background subtraction: a plane across science and template of up to this many
+# sky-noise sigmas at the stamp edge, uniform, and left in the difference to this fraction.
+BACKGROUND_GRADIENT_SIGMAS = 0.3
+BACKGROUND_RESIDUAL_FRACTION = 0.03
+INCIDENTAL_SATURATED_STAR = 0.04  # Pr(a saturated field star with a bleed trail off centre)
 SNR_RANGE = (3.0, 1000.0)  # log-uniform target SNR of the detection
 MIN_SIZE = 15
 BATCH_SIZE = 64
 
 MAX_FIELD_STARS = 4
 MAX_FIELD_GALAXIES = 2
-MAX_TRAIL_PIXELS = 6.0  # the longest asteroid trail
+MAX_TRAIL_ARCSEC = 1.2  # the longest asteroid trail in one exposure
+MAX_TRAIL_PIXELS = MAX_TRAIL_ARCSEC / REFERENCE_PIXEL_SCALE
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 # An exponential disc of scale length h as (weight, sigma / h) of three Gaussians, fitted
@@ -175,14 +232,15 @@ _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _EXPONENTIAL_MOG = ((0.036, 0.33), (0.333, 0.91), (0.631, 1.91))
 # Template pixels needed beyond each edge so the matching convolution sees real sky: four
 # sigmas of the widest matching kernel the seeing ranges allow.
-_PAD = math.ceil(
-    4 * SEEING_FWHM_ARCSEC[1] / _FWHM_PER_SIGMA / PIXEL_SCALE_ARCSEC
+_PAD = math.ceil(max(
+    4 * instrument.seeing_fwhm_arcsec[1] / _FWHM_PER_SIGMA / instrument.pixel_scale_arcsec
     * math.sqrt(1 - TEMPLATE_SEEING_RATIO[0] ** 2)
-)
+    for instrument in INSTRUMENTS.values()
+))
 # A fixed number of component slots, so a subject renders the same way in any batch.
 _MAX_COMPONENTS = (
     MAX_FIELD_STARS + len(_EXPONENTIAL_MOG) * (MAX_FIELD_GALAXIES + 1)
-    + math.ceil(MAX_TRAIL_PIXELS) + 1
+    + math.ceil(MAX_TRAIL_PIXELS) + 1 + 1  # the last: a saturated neighbour
 )
 _OBLIQUITY = math.radians(23.44)
 _RUBIN_MAX_DEC = math.radians(12.0)
@@ -221,6 +279,8 @@ class SimulatedBatch:
     dec: np.ndarray
     seeing_arcsec: np.ndarray
     template_seeing_arcsec: np.ndarray
+    instruments: tuple[str, ...]  # keys of INSTRUMENTS
+    pixel_scale_arcsec: np.ndarray
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -251,6 +311,7 @@ class SimulatedBatch:
                     "simulator_version": SIMULATOR_VERSION,
                     "seeing_arcsec": round(float(self.seeing_arcsec[i]), 3),
                     "template_seeing_arcsec": round(float(self.template_seeing_arcsec[i]), 3),
+                    "pixel_scale_arcsec": float(self.pixel_scale_arcsec[i]),
                 },
             )
             yield SimulatedSubject(record=record, truth=KIND_TRUTH[kind], kind=kind)
@@ -288,10 +349,9 @@ def generate_batch(seed: int, start: int, stop: int, size: int = 51) -> Simulate
     noise_tmp = noise[:, : padded**2].reshape(n, padded, padded)
     noise_sci = noise[:, padded**2 : pixels].reshape(n, size, size)
     cubes, psf_flux, psf_flux_err = _render_batch(scenes, noise_tmp, noise_sci, size)
-    seeing = np.array([s.sigma_sci for s in scenes]) * _FWHM_PER_SIGMA * PIXEL_SCALE_ARCSEC
-    template_seeing = (
-        np.array([s.sigma_tmp for s in scenes]) * _FWHM_PER_SIGMA * PIXEL_SCALE_ARCSEC
-    )
+    pixel_scale = np.array([s.pixel_scale for s in scenes])
+    seeing = np.array([s.sigma_sci for s in scenes]) * _FWHM_PER_SIGMA * pixel_scale
+    template_seeing = np.array([s.sigma_tmp for s in scenes]) * _FWHM_PER_SIGMA * pixel_scale
     return SimulatedBatch(
         seed=seed,
         start=start,
@@ -306,6 +366,8 @@ def generate_batch(seed: int, start: int, stop: int, size: int = 51) -> Simulate
         dec=np.array([s.dec for s in scenes]),
         seeing_arcsec=seeing,
         template_seeing_arcsec=template_seeing,
+        instruments=tuple(s.instrument for s in scenes),
+        pixel_scale_arcsec=pixel_scale,
     )
 
 
@@ -332,6 +394,15 @@ class _Scene:
     sigma_tmp: float
     sky: float
     depth: float
+    instrument: str = "rubin"
+    saturation: float = SATURATION_NJY
+    wing_weight: float = 0.0  # the PSF's wing: its share of the flux ...
+    wing_ratio: float = 1.0  # ... and its variance over the core's
+    correlation_sci: float = 0.0  # c of the noise-smoothing kernel [c, 1, c]
+    correlation_tmp: float = 0.0
+    # Background planes (value at the centre, slope along x, along y), per pixel.
+    background_sci: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    background_tmp: tuple[float, float, float] = (0.0, 0.0, 0.0)
     template: list[_Component] = field(default_factory=list)
     science: list[_Component] = field(default_factory=list)
     # (angle, perpendicular offset from the centre, profile variance, flux per unit length)
@@ -343,11 +414,25 @@ class _Scene:
     # (axis, index) rows or columns with no template data.
     template_lines: list[tuple[int, int]] = field(default_factory=list)
     # (column, first row, last row) of the science set to saturation by bleeding charge.
-    bleed: tuple[int, int, int] | None = None
+    bleeds: list[tuple[int, int, int]] = field(default_factory=list)
 
     @property
     def centre(self) -> int:
         return self.size // 2
+
+    @property
+    def pixel_scale(self) -> float:
+        return INSTRUMENTS[self.instrument].pixel_scale_arcsec
+
+    def psf_mix(self, core_var: float) -> tuple[tuple[float, float], ...]:
+        """The PSF of core variance `core_var` as (weight, variance) Gaussians."""
+        return ((1.0 - self.wing_weight, core_var),
+                (self.wing_weight, core_var + self.wing_extra))
+
+    @property
+    def wing_extra(self) -> float:
+        """What the wing's variance adds to the core's, the same in every image."""
+        return (self.wing_ratio - 1.0) * self.sigma_sci**2
 
     @property
     def background_flux_error(self) -> float:
@@ -363,6 +448,7 @@ def _cumulative(proportions: Mapping[str, float]) -> tuple[tuple[str, ...], tupl
 _ORIGIN_TABLE = _cumulative(ORIGIN_PROPORTIONS)
 _KIND_TABLES = {origin: _cumulative(mix) for origin, mix in KIND_MIX.items()}
 _BAND_TABLE = _cumulative(BAND_PROPORTIONS)
+_INSTRUMENT_TABLE = _cumulative(INSTRUMENT_PROPORTIONS)
 
 
 def _pick(rng: np.random.Generator, table: tuple[tuple[str, ...], tuple[float, ...]]) -> str:
@@ -384,7 +470,11 @@ def _draw_scene(rng: np.random.Generator, size: int) -> _Scene:
     kind = _pick(rng, _KIND_TABLES[origin])
     band = _pick(rng, _BAND_TABLE)
     ra, dec = _sky_position(rng, near_ecliptic=origin == "ss")
-    sigma_sci = _uniform(rng, *SEEING_FWHM_ARCSEC) / _FWHM_PER_SIGMA / PIXEL_SCALE_ARCSEC
+    instrument_name = _pick(rng, _INSTRUMENT_TABLE)
+    instrument = INSTRUMENTS[instrument_name]
+    area = (instrument.pixel_scale_arcsec / REFERENCE_PIXEL_SCALE) ** 2
+    sigma_sci = (_uniform(rng, *instrument.seeing_fwhm_arcsec) / _FWHM_PER_SIGMA
+                 / instrument.pixel_scale_arcsec)
     scene = _Scene(
         size=size,
         origin=origin,
@@ -395,14 +485,33 @@ def _draw_scene(rng: np.random.Generator, size: int) -> _Scene:
         sigma_sci=sigma_sci,
         sigma_render=sigma_sci * (1 + _uniform(rng, -0.02, 0.02)),
         sigma_tmp=sigma_sci * _uniform(rng, *TEMPLATE_SEEING_RATIO),
-        sky=_log_uniform(rng, *SKY_NJY_PER_PIXEL),
+        sky=_log_uniform(rng, *SKY_NJY_PER_PIXEL) * area,
         depth=_uniform(rng, *TEMPLATE_DEPTH),
+        instrument=instrument_name,
+        saturation=SATURATION_NJY * area * _log_uniform(rng, *SATURATION_SPREAD),
+        wing_weight=_uniform(rng, *PSF_WING_WEIGHT),
+        wing_ratio=_uniform(rng, *PSF_WING_VARIANCE_RATIO),
+        correlation_sci=_uniform(rng, *NOISE_CORRELATION_SCIENCE),
+        correlation_tmp=_uniform(rng, *NOISE_CORRELATION_TEMPLATE),
     )
+    _add_background(rng, scene, instrument.sky_pedestal)
     _add_field(rng, scene)
     snr = _log_uniform(rng, *SNR_RANGE)
     _KIND_BUILDERS[kind](rng, scene, _flux_for_snr(scene, snr))
     _add_incidental_defects(rng, scene)
     return scene
+
+
+def _add_background(rng: np.random.Generator, scene: _Scene, pedestal: bool) -> None:
+    """The sky left in the stamps: a pedestal where the camera ships it (ZTF's science and
+    reference cutouts), which the difference cancels, and a gradient in both images, which it
+    mostly cancels."""
+    edge = BACKGROUND_GRADIENT_SIGMAS * math.sqrt(scene.sky) / (scene.size / 2)
+    slope_x, slope_y = (_uniform(rng, -edge, edge) for _ in range(2))
+    level = scene.sky if pedestal else 0.0
+    residual = 1.0 + _uniform(rng, -BACKGROUND_RESIDUAL_FRACTION, BACKGROUND_RESIDUAL_FRACTION)
+    scene.background_sci = (level, slope_x, slope_y)
+    scene.background_tmp = (level, slope_x * residual, slope_y * residual)
 
 
 def _sky_position(rng: np.random.Generator, near_ecliptic: bool) -> tuple[float, float]:
@@ -465,16 +574,18 @@ def _near_centre(rng: np.random.Generator, scene: _Scene) -> tuple[float, float]
 def _add_field(rng: np.random.Generator, scene: _Scene) -> None:
     """Stars and galaxies that are the same in both images (they subtract away)."""
     noise = scene.background_flux_error
+    # Galaxy sizes are drawn in Rubin pixels (0.2"): on coarser pixels they are smaller.
+    to_pixels = REFERENCE_PIXEL_SCALE / scene.pixel_scale
     sources = []
     for _ in range(min(int(rng.poisson(1.0)), MAX_FIELD_STARS)):
         x, y = _away_from_centre(rng, scene, 5.0)
         sources.append(_point(noise * _log_uniform(rng, 5.0, 500.0), x, y))
     for _ in range(min(int(rng.poisson(0.3)), MAX_FIELD_GALAXIES)):
         x, y = _away_from_centre(rng, scene, 5.0)
-        scale = _log_uniform(rng, 1.0, 3.0)
+        scale = _log_uniform(rng, 1.0, 3.0) * to_pixels
         sources += _galaxy(rng, noise * _log_uniform(rng, 10.0, 300.0), x, y, scale)
     if rng.random() < HOST_PROBABILITY[scene.origin]:
-        scale = _log_uniform(rng, 1.5, 6.0)
+        scale = _log_uniform(rng, 1.5, 6.0) * to_pixels
         offset = scale * _uniform(rng, 0.0, 1.5)
         angle = _uniform(rng, 0.0, 2 * math.pi)
         x = scene.centre + offset * math.cos(angle)
@@ -489,7 +600,8 @@ def _gauss(d: float, var: float) -> float:
 
 
 def _response(scene: _Scene, components: list[_Component], psf_var: float) -> float:
-    """PSF flux measured at the centre for `components` rendered with PSF variance `psf_var`.
+    """PSF flux measured at the centre for `components` rendered with the PSF of core variance
+    `psf_var` (and the scene's wing).
 
     The measurement is sum(P * image) / sum(P^2) with P the unit PSF the pipeline believes
     in; for Gaussians both sums are closed forms, and sum(P^2) = 1 / (4 pi sigma^2).
@@ -497,8 +609,9 @@ def _response(scene: _Scene, components: list[_Component], psf_var: float) -> fl
     var = scene.sigma_sci**2
     c = scene.centre
     return 4 * math.pi * var * sum(
-        flux * _gauss(x - c, var_x + psf_var + var) * _gauss(y - c, var_y + psf_var + var)
+        weight * flux * _gauss(x - c, var_x + mix_var + var) * _gauss(y - c, var_y + mix_var + var)
         for flux, x, y, var_x, var_y in components
+        for weight, mix_var in scene.psf_mix(psf_var)
     )
 
 
@@ -541,6 +654,35 @@ def _variable(rng: np.random.Generator, scene: _Scene, flux: float) -> None:
     _add_signal(scene, flux, [_point(1.0 + quiescent, x, y)], [_point(quiescent, x, y)])
 
 
+def _variable_residual(rng: np.random.Generator, scene: _Scene, flux: float) -> None:
+    """A star that really changed, subtracted imperfectly: its quiescent light, several times
+    the change, leaves a PSF-shaped positive and negative residual on top of the net change.
+    The science copy sits a little off the template's (an astrometric residual: a lopsided
+    pair of lobes), or has a PSF a few percent off (a ring), or both. Unlike a misregistration
+    dipole, the net flux is not zero: DMTN-337's experts label such Gaia variables Real."""
+    x, y = _near_centre(rng, scene)
+    quiescent = _log_uniform(rng, 2.0, 30.0)  # template flux in units of the change
+    style = rng.random()
+    dx = dy = 0.0
+    if style < 0.7:  # offset, alone or with a ring
+        offset = _uniform(rng, 0.05, 0.25) * scene.sigma_sci
+        angle = _uniform(rng, 0.0, 2 * math.pi)
+        dx, dy = offset * math.cos(angle), offset * math.sin(angle)
+    if style > 0.4:  # a ring, alone or with an offset
+        mismatch = _uniform(rng, 0.03, 0.08) * (1 if rng.random() < 0.5 else -1)
+        scene.sigma_render = scene.sigma_sci * (1 + mismatch)
+    sign = 1.0 if rng.random() < 0.7 else -1.0  # ZTF's alerts: ~70% brighter than template
+    # What the quiescent light leaves at the centre, per unit: where it opposes the change,
+    # keep it to half the change's own, so the change is what is detected.
+    change = _response(scene, [_point(1.0, x + dx, y + dy)], scene.sigma_render**2)
+    residual = change - _response(scene, [_point(1.0, x, y)], scene.sigma_sci**2)
+    if residual * sign < 0:
+        quiescent = min(quiescent, 0.5 * change / abs(residual))
+    science = [_point(quiescent + sign, x + dx, y + dy)]
+    template = [_point(quiescent, x, y)]
+    _add_signal(scene, sign * flux, science, template)
+
+
 def _fading(rng: np.random.Generator, scene: _Scene, flux: float) -> None:
     x, y = _near_centre(rng, scene)
     left = _uniform(rng, 0.0, 0.7)  # the fraction of the template flux still there
@@ -552,6 +694,7 @@ def _fading(rng: np.random.Generator, scene: _Scene, flux: float) -> None:
 def _moving(rng: np.random.Generator, scene: _Scene, flux: float) -> None:
     x, y = _near_centre(rng, scene)
     length = _uniform(rng, 1.5, MAX_TRAIL_PIXELS) if rng.random() < 0.4 else 0.0
+    length *= REFERENCE_PIXEL_SCALE / scene.pixel_scale
     angle = _uniform(rng, 0.0, math.pi)
     # A trail is a row of point sources at most a pixel apart, which smooths into a line.
     count = math.ceil(length) + 1
@@ -576,7 +719,7 @@ def _dipole(rng: np.random.Generator, scene: _Scene, flux: float) -> None:
     # Keep the source below saturation in the sharper template: saturated sources leave
     # rings more than dipoles, and those are `bright_star`'s. Bright targets then measure
     # fainter than asked; the reported SNR is what is measured either way.
-    brightest = 0.8 * SATURATION_NJY * 2 * math.pi * scene.sigma_tmp**2
+    brightest = 0.8 * scene.saturation * 2 * math.pi * scene.sigma_tmp**2
     _add_signal(scene, flux, [_point(1.0, x + dx, y + dy)], [_point(1.0, x, y)],
                 max_factor=brightest)
 
@@ -585,7 +728,7 @@ def _bright_star(rng: np.random.Generator, scene: _Scene, flux: float) -> None:
     """A saturated star; `flux` is unused: how far past saturation it goes sets its brightness."""
     x, y = _near_centre(rng, scene)
     overflow = _log_uniform(rng, 1.5, 30.0)  # unsaturated peak / saturation
-    star_flux = overflow * SATURATION_NJY * 2 * math.pi * scene.sigma_sci**2
+    star_flux = overflow * scene.saturation * 2 * math.pi * scene.sigma_sci**2
     scene.template.append(_point(star_flux, x, y))
     # A percent-level calibration error and a clearly wrong PSF model leave the rings.
     scene.science.append(_point(star_flux * (1 + _uniform(rng, -0.03, 0.03)), x, y))
@@ -593,9 +736,13 @@ def _bright_star(rng: np.random.Generator, scene: _Scene, flux: float) -> None:
     scene.sigma_render = scene.sigma_sci * (1 + mismatch)
     # Charge bleeds along the column, further the more the core overflows; coadded
     # templates mask and fill their bleed trails, so only the science shows one.
+    _add_bleed(scene, x, y, overflow)
+
+
+def _add_bleed(scene: _Scene, x: float, y: float, overflow: float) -> None:
     half = round(overflow)
     row, column = round(y), round(x)
-    scene.bleed = (column, max(0, row - half), min(scene.size - 1, row + half))
+    scene.bleeds.append((column, max(0, row - half), min(scene.size - 1, row + half)))
 
 
 def _streak(rng: np.random.Generator, row: int, column: int) -> list[tuple[int, int, float]]:
@@ -644,6 +791,7 @@ def _bad_column(rng: np.random.Generator, scene: _Scene, flux: float) -> None:
 _KIND_BUILDERS = {
     "transient": _transient,
     "variable": _variable,
+    "variable_residual": _variable_residual,
     "fading": _fading,
     "moving": _moving,
     "dipole": _dipole,
@@ -673,6 +821,17 @@ def _add_incidental_defects(rng: np.random.Generator, scene: _Scene) -> None:
             scene.template_lines.append((axis, index))
         else:
             scene.science_lines.append((axis, index, math.nan))
+    if size >= 25 and rng.random() < INCIDENTAL_SATURATED_STAR:
+        # A saturated neighbour: its core, rings and bleed trail stay 8 columns or more from
+        # the centre, so the detection is still the kind's.
+        column = float(rng.integers(2, c - 8)) if rng.random() < 0.5 else float(
+            rng.integers(c + 9, size - 2))
+        row = _uniform(rng, 2.0, size - 3.0)
+        overflow = _log_uniform(rng, 1.5, 20.0)
+        star_flux = overflow * scene.saturation * 2 * math.pi * scene.sigma_sci**2
+        scene.template.append(_point(star_flux, column, row))
+        scene.science.append(_point(star_flux * (1 + _uniform(rng, -0.02, 0.02)), column, row))
+        _add_bleed(scene, column, row, overflow)
     if rng.random() < 0.02:  # the stamp runs off a detector edge
         axis = int(rng.integers(2))
         width = int(rng.integers(1, size // 3 + 1))
@@ -690,6 +849,37 @@ def _components(per_subject: list[list[_Component]]) -> np.ndarray:
         if components:
             array[i, : len(components)] = components
     return array
+
+
+def _render_psf(components: np.ndarray, scenes: list[_Scene], core_var: np.ndarray,
+                coords: np.ndarray) -> np.ndarray:
+    """_render with each scene's two-Gaussian PSF of core variance `core_var` (n,)."""
+    wing = np.array([s.wing_weight for s in scenes], dtype=np.float32)[:, None, None]
+    extra = np.array([s.wing_extra for s in scenes], dtype=np.float32)
+    image = _render(components, core_var, coords)
+    image *= 1 - wing
+    image += wing * _render(components, core_var + extra, coords)
+    return image
+
+
+def _noise_correlation(correlation: np.ndarray, m: int) -> np.ndarray:
+    """(n, m, m) matrices C with C @ noise @ C.T the noise smoothed by [c, 1, c] along both
+    axes, each row scaled to keep the variance of white noise."""
+    c = correlation.astype(np.float32)[:, None, None]
+    matrix = np.broadcast_to(np.eye(m, dtype=np.float32), (len(correlation), m, m)).copy()
+    matrix += c * np.eye(m, k=1, dtype=np.float32)
+    matrix += c * np.eye(m, k=-1, dtype=np.float32)
+    matrix /= np.sqrt((matrix**2).sum(axis=2, keepdims=True))
+    return matrix
+
+
+def _background(scenes: list[_Scene], which: str, coords: np.ndarray) -> np.ndarray:
+    """(n, m, m) background planes on pixel coordinates `coords`, from each scene's
+    (value at the centre, slope x, slope y)."""
+    planes = np.array([getattr(s, which) for s in scenes], dtype=np.float32)
+    offsets = coords - scenes[0].centre
+    level, slope_x, slope_y = (planes[:, k, None, None] for k in range(3))
+    return level + slope_x * offsets[None, None, :] + slope_y * offsets[None, :, None]
 
 
 def _render(components: np.ndarray, psf_var: np.ndarray, coords: np.ndarray) -> np.ndarray:
@@ -763,34 +953,43 @@ def _render_batch(scenes: list[_Scene], noise_tmp: np.ndarray, noise_sci: np.nda
     depth = np.array([s.depth for s in scenes], dtype=np.float32)[:, None, None]
     sigma_tmp = np.array([s.sigma_tmp for s in scenes], dtype=np.float32)
     sigma_render = np.array([s.sigma_render for s in scenes], dtype=np.float32)
+    saturation = np.array([s.saturation for s in scenes], dtype=np.float32)[:, None, None]
     crop = slice(_PAD, _PAD + size)
+    padded = size + 2 * _PAD
+    correlate_tmp = _noise_correlation(np.array([s.correlation_tmp for s in scenes]), padded)
+    correlate_sci = _noise_correlation(np.array([s.correlation_sci for s in scenes]), size)
+    noise_tmp[...] = correlate_tmp @ noise_tmp @ correlate_tmp.transpose(0, 2, 1)
+    noise_sci[...] = correlate_sci @ noise_sci @ correlate_sci.transpose(0, 2, 1)
 
     padded_coords = np.arange(-_PAD, size + _PAD, dtype=np.float32)
-    model_tmp = _render(_components([s.template for s in scenes]), sigma_tmp**2, padded_coords)
+    model_tmp = _render_psf(_components([s.template for s in scenes]), scenes, sigma_tmp**2,
+                            padded_coords)
     var_tmp = np.maximum(model_tmp, 0)
     var_tmp += sky
     var_tmp /= depth
+    model_tmp += _background(scenes, "background_tmp", padded_coords)
     padded_template = _observe(model_tmp, var_tmp, noise_tmp, out=noise_tmp)
-    np.minimum(padded_template, SATURATION_NJY, out=padded_template)
+    np.minimum(padded_template, saturation, out=padded_template)
 
     coords = np.arange(size, dtype=np.float32)
-    model_sci = _render(_components([s.science for s in scenes]), sigma_render**2, coords)
+    model_sci = _render_psf(_components([s.science for s in scenes]), scenes, sigma_render**2,
+                            coords)
     for i, scene in enumerate(scenes):
         if scene.satellite is not None:
             model_sci[i] += _satellite_image(scene)
     var_sci = np.maximum(model_sci, 0)
     var_sci += sky
+    model_sci += _background(scenes, "background_sci", coords)
     _observe(model_sci, var_sci, noise_sci, out=science)
     for i, scene in enumerate(scenes):
         for row, column, value in scene.hits:
             science[i, row, column] += value
         for axis, index, value in scene.science_lines:
             _apply_line(science[i], axis, index, value)
-    np.minimum(science, SATURATION_NJY, out=science)  # NaN stays NaN
+    np.minimum(science, saturation, out=science)  # NaN stays NaN
     for i, scene in enumerate(scenes):
-        if scene.bleed is not None:
-            column, first, last = scene.bleed
-            science[i, first : last + 1, column] = SATURATION_NJY
+        for column, first, last in scene.bleeds:
+            science[i, first : last + 1, column] = scene.saturation
 
     kernels = _matching_kernels(scenes, size)
     np.subtract(science, kernels @ padded_template @ kernels.transpose(0, 2, 1), out=difference)
@@ -802,7 +1001,8 @@ def _render_batch(scenes: list[_Scene], noise_tmp: np.ndarray, noise_sci: np.nda
             _apply_line(template[i], axis, index, np.nan)
             _apply_line(difference[i], axis, index, np.nan)
 
-    psf_flux, psf_flux_err = _measure(difference, var_sci, var_tmp, kernels, scenes)
+    psf_flux, psf_flux_err = _measure(difference, var_sci, var_tmp, kernels, correlate_sci,
+                                      correlate_tmp, scenes)
     return cubes, psf_flux, psf_flux_err
 
 
@@ -812,13 +1012,16 @@ def _weighted_sum(rows: np.ndarray, image: np.ndarray, columns: np.ndarray) -> n
 
 
 def _measure(difference: np.ndarray, var_sci: np.ndarray, var_tmp: np.ndarray,
-             kernels: np.ndarray, scenes: list[_Scene]) -> tuple[np.ndarray, np.ndarray]:
+             kernels: np.ndarray, correlate_sci: np.ndarray, correlate_tmp: np.ndarray,
+             scenes: list[_Scene]) -> tuple[np.ndarray, np.ndarray]:
     """PSF flux at the centre, sum(P D) / sum(P^2) over the non-NaN pixels, and its error.
 
-    The science noise is white, but the matched template's is smoothed by the kernel: its
-    share of the variance is the padded template's variance weighted by the PSF pulled
-    back through the kernel, K.T P K (separable, like P). Masked pixels are left out of the
-    science share only; masks stay clear of the centre, where the weights are.
+    Each image's noise is white noise smoothed by its correlation matrix C, and the matched
+    template's is smoothed by the kernel K as well: each share of the variance is that
+    image's variance weighted by the PSF pulled back through what smoothed it, C.T P C for
+    the science and C.T K.T P K C for the template (separable, like P). Masked pixels are
+    left out of the science share only; masks stay clear of the centre, where the weights
+    are.
     """
     size = difference.shape[-1]
     sigma = np.array([s.sigma_sci for s in scenes], dtype=np.float32)
@@ -829,8 +1032,9 @@ def _measure(difference: np.ndarray, var_sci: np.ndarray, var_tmp: np.ndarray,
     squared = profile**2
     norm = _weighted_sum(squared, valid.astype(np.float32), squared)
     flux = _weighted_sum(profile, np.where(valid, difference, 0.0), profile)
-    pulled = (profile[:, None, :] @ kernels)[:, 0] ** 2
-    var = (_weighted_sum(squared, np.where(valid, var_sci, 0.0), squared)
-           + _weighted_sum(pulled, var_tmp, pulled))
+    pulled_sci = (profile[:, None, :] @ correlate_sci)[:, 0] ** 2
+    pulled_tmp = (profile[:, None, :] @ kernels @ correlate_tmp)[:, 0] ** 2
+    var = (_weighted_sum(pulled_sci, np.where(valid, var_sci, 0.0), pulled_sci)
+           + _weighted_sum(pulled_tmp, var_tmp, pulled_tmp))
     # float32 sums of a few thousand terms are good to ~1e-6; report float64 all the same.
     return (flux / norm).astype(np.float64), (np.sqrt(var) / norm).astype(np.float64)

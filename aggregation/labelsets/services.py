@@ -31,6 +31,7 @@ from aggregation.labelsets import artifact, core, storage
 from aggregation.labelsets.artifact import SplitTable, verify_artifact
 from aggregation.labelsets.signals import label_set_exported
 from aggregation.models import AggregationRun, LabelSet, LabelSetExport, SubjectPosterior
+from aggregation.swap.ties import TIE_RULE
 from aggregation.swap.types import UNKNOWN
 from labeling import selectors as labeling_selectors
 from labeling.errors import InvalidInput, LabelingError
@@ -483,6 +484,7 @@ def _description(run: AggregationRun, options: ExportOptions, candidates: _Subje
                     if options.scenario == LabelSet.Scenario.STABLE else ", final value")),
         "real_threshold": params["real_threshold"],
         "bogus_threshold": params["bogus_threshold"],
+        "tie_rule": TIE_RULE,
     }
     if options.scenario == LabelSet.Scenario.STABLE:
         labels["stability_window"] = params["stability_window"]

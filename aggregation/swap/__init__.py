@@ -7,8 +7,9 @@ plus the reports that judge them. See core.py for the model and DESIGN.md for th
 
 from aggregation.swap.baselines import crowdkit_dawid_skene
 from aggregation.swap.core import (
+    PRIOR_MODES,
     SKILL_TIMINGS,
-    TIE_RULE,
+    EmOptions,
     majority_vote,
     stability_labels,
     swap_batch,
@@ -29,6 +30,7 @@ from aggregation.swap.reports import (
     label_flips,
     volunteer_reference_fractions,
 )
+from aggregation.swap.ties import TIE_EPSILON, TIE_RULE, is_tie, threshold_labels
 from aggregation.swap.types import (
     BOGUS,
     REAL,
@@ -42,12 +44,15 @@ from aggregation.swap.types import (
 
 __all__ = [
     "BOGUS",
+    "PRIOR_MODES",
     "REAL",
     "SKILL_TIMINGS",
+    "TIE_EPSILON",
     "TIE_RULE",
     "UNKNOWN",
     "BreakdownRow",
     "ClassificationTable",
+    "EmOptions",
     "LabelAccuracy",
     "OnlineSwap",
     "Skills",
@@ -63,6 +68,7 @@ __all__ = [
     "esc_score",
     "exponential_weight",
     "format_breakdown",
+    "is_tie",
     "label_accuracy",
     "label_flips",
     "majority_vote",
@@ -70,6 +76,7 @@ __all__ = [
     "stability_labels",
     "swap_batch",
     "swap_em",
+    "threshold_labels",
     "volunteer_reference_fractions",
     "volunteer_skills",
 ]

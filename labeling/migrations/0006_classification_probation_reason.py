@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0003_reference_label_history'),
+        ('labeling', '0005_classification_external_id_per_workflow'),
     ]
 
     operations = [

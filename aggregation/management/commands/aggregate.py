@@ -2,12 +2,22 @@ from django.core.management.base import BaseCommand, CommandError
 
 from aggregation import selectors, services
 from aggregation.models import AggregationRun
-from aggregation.swap import BreakdownRow, format_breakdown, label_accuracy
+from aggregation.swap import (
+    PRIOR_MODES,
+    BreakdownRow,
+    EmOptions,
+    format_breakdown,
+    label_accuracy,
+)
 from aggregation.swap.baselines import crowdkit_dawid_skene
 from labeling.errors import LabelingError
 from labeling.management.commands._progress import progress_bar
 from labeling.models import Workflow
 from labeling.records import DEFAULT_UNION_POLICY, UNION_DROP, UNION_POLICIES
+
+# The command's EM flags (argparse destinations) and the EmOptions fields they set.
+_EM_FLAGS = {"em_prior": "prior_mode", "em_prior_strength": "prior_strength",
+             "em_max_iter": "max_iter", "em_tol": "tol"}
 
 
 class Command(BaseCommand):
@@ -27,8 +37,8 @@ class Command(BaseCommand):
                             "conflict")
         parser.add_argument("--mode", default="batch", choices=AggregationRun.Mode.values,
                             help="batch (final skills), online (skill at each answer's time; "
-                            "becomes the live run), em (skills and the prior also learned from "
-                            "non-reference subjects)")
+                            "becomes the live run), em (skills, and unless --em-prior fixed the "
+                            "prior, also learned from non-reference subjects)")
         parser.add_argument("--prior", type=float, help="Pr(Real) before any vote")
         parser.add_argument("--all-volunteers", action="store_true",
                             help="let volunteers with no reference classification contribute")
@@ -37,6 +47,20 @@ class Command(BaseCommand):
         parser.add_argument("--bogus-threshold", type=float)
         parser.add_argument("--skill-strength", type=float,
                             help="pseudo-count total of the prior skill")
+        em_defaults = EmOptions()
+        parser.add_argument("--em-prior", choices=PRIOR_MODES,
+                            help="EM: learn the class prior Pr(Real) from the data, or keep "
+                            f"--prior fixed (default {em_defaults.prior_mode})")
+        parser.add_argument("--em-prior-strength", type=float,
+                            help="EM: pseudo-subjects at --prior behind a learned prior, so a "
+                            f"small dataset cannot run away (default "
+                            f"{em_defaults.prior_strength:g})")
+        parser.add_argument("--em-max-iter", type=int,
+                            help=f"EM: iteration cap (default {em_defaults.max_iter}); a run "
+                            "that reaches it is reported as not converged")
+        parser.add_argument("--em-tol", type=float,
+                            help="EM: converged when no skill and not the prior moves by more "
+                            f"than this (default {em_defaults.tol:g})")
         parser.add_argument("--queue", action="store_true",
                             help="queue the run on the Celery 'aggregation' queue, don't wait")
         parser.add_argument("--compare", action="store_true",
@@ -58,8 +82,9 @@ class Command(BaseCommand):
                 bogus_threshold=options["bogus_threshold"],
                 skill_strength=options["skill_strength"],
             )
+            em = self._em_options(options)
             run = services.run_create(workflow=workflow, reference_sets=reference_sets,
-                                      mode=options["mode"], params=params,
+                                      mode=options["mode"], params=params, em=em,
                                       union_policy=options["union_policy"])
         except LabelingError as exc:
             raise CommandError(exc.message) from None
@@ -73,6 +98,17 @@ class Command(BaseCommand):
             except Exception as exc:
                 raise CommandError(f"run {run.pk} failed: {exc}") from exc
         self._report(run, options["compare"])
+
+    @staticmethod
+    def _em_options(options) -> EmOptions | None:
+        given = {field: options[dest] for dest, field in _EM_FLAGS.items()}
+        if options["mode"] != AggregationRun.Mode.EM:
+            named = [f"--{dest.replace('_', '-')}" for dest in _EM_FLAGS
+                     if options[dest] is not None]
+            if named:
+                raise CommandError(f"{', '.join(named)} only apply to --mode em")
+            return None
+        return services.em_options(**given)
 
     def _report(self, run: AggregationRun, compare: bool) -> None:
         out = self.stdout
@@ -93,9 +129,12 @@ class Command(BaseCommand):
                       f"(union policy {policy}; e.g. {', '.join(map(str, conflicts[:5]))})")
         if "em" in run.summary:
             em = run.summary["em"]
-            out.write(f"EM: {em['iterations']} iterations, "
-                      f"{'converged' if em['converged'] else 'NOT converged'}, "
-                      f"learned prior Pr(Real) = {em['learned_prior']:.3f}")
+            options = EmOptions(**run.em_options)
+            status = ("converged" if em["converged"] else
+                      f"NOT converged (cap {options.max_iter} reached)")
+            out.write(f"EM: {em['iterations']} iterations, {status} (tolerance "
+                      f"{options.tol:g}); prior Pr(Real) {em['prior_mode']}: "
+                      f"{em['prior']:.3f}")
         truth = run.summary.get("truth")
         if truth is None:
             if compare:

@@ -11,6 +11,7 @@ from aggregation.swap import (
     REAL,
     UNKNOWN,
     ClassificationTable,
+    EmOptions,
     OnlineSwap,
     SubjectState,
     SwapParams,
@@ -120,7 +121,7 @@ def test_skills_always_within_the_clamp(case):
     table, truth, params = case
     for result in (swap_batch(table, truth, params),
                    swap_batch(table, truth, params, skill_timing="at_classification"),
-                   swap_em(table, truth, params, max_iter=5)):
+                   swap_em(table, truth, params, EmOptions(max_iter=5))):
         for p in (result.skills.p_real, result.skills.p_bogus):
             assert (p >= params.skill_floor).all()
             assert (p <= params.skill_ceiling).all()
@@ -219,7 +220,7 @@ def test_a_stable_label_is_also_the_unstable_label(case):
 @given(cases())
 def test_em_without_iterations_is_batch(case):
     table, truth, params = case
-    em = swap_em(table, truth, params, max_iter=0)
+    em = swap_em(table, truth, params, EmOptions(max_iter=0))
     batch = swap_batch(table, truth, params)
     assert em.mode == "em"
     assert em.iterations == 0
