@@ -14,10 +14,13 @@
 `python -m bench swap` (or `web`, `aggregation`, `labelsets`, `training`) runs only those:
 `web` is 1 and 2, `aggregation` is 3, `labelsets` is 4, `swap` is 5, `training` is 6.
 
-Figures go to stdout as `name: value` lines and to bench/results/latest.json (a run of only
-some benchmarks writes latest-<names>.json instead, leaving the full run's file alone);
-progress goes to stderr. Exits 0 when every figure was measured, 1 when a measurement failed
-(e.g. an answer with the wrong status), 2 when PostgreSQL is not there.
+Figures go to stdout as `name: value` lines, and at the end to bench/results/latest.json
+(every figure, its unit and target, the machine's load average) and bench/results/summary.md
+(a Markdown table of the targets, each with its ratio, then every other figure; the README's
+Benchmarks section is regenerated from it with `python -m bench.readme`). A run of only some
+benchmarks writes latest-<names>.json and summary-<names>.md instead, leaving the full run's
+files alone. Progress goes to stderr. Exits 0 when every figure was measured, 1 when a
+measurement failed (e.g. an answer with the wrong status), 2 when PostgreSQL is not there.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from bench.database import (
     recreate,
     setup_django,
 )
-from bench.results import RESULTS_DIR, BenchError, Results, log
+from bench.results import RESULTS_DIR, BenchError, Results, log, summary_path
 
 # What `python -m bench NAME ...` can pick, in the order a full run goes.
 BENCHMARKS = ("web", "aggregation", "labelsets", "swap", "training")
@@ -124,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted; gunicorn stopped, temporary files removed", file=sys.stderr)
         return 130
+    log(f"summary table: {summary_path(path)}")
     if url is None:
         log(f"wrote {path}")
     else:
