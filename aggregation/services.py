@@ -155,7 +155,10 @@ def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> 
         VolunteerSkill.objects.filter(run=run).delete()
         AppliedClassification.objects.filter(run=run).delete()
         _write_posteriors(run, data.subject_ids, result, on_progress)
+        timings["write_posteriors_s"] = time.perf_counter() - started
+        skills_started = time.perf_counter()
         _write_skills(run, data, result)
+        timings["write_skills_s"] = time.perf_counter() - skills_started
         timings["write_s"] = time.perf_counter() - started
         run.timings = timings
         run.summary = summary
@@ -311,20 +314,30 @@ def _copy_posteriors(run, subject_ids, result: SwapResult, on_progress) -> None:
 def _write_skills(run, data, result: SwapResult) -> None:
     skills = result.skills
     n_classifications = np.bincount(data.table.volunteer, minlength=data.table.n_volunteers)
+    columns = {
+        "volunteer_id": ("int8", data.volunteer_ids),
+        "p_real": ("float8", skills.p_real), "p_bogus": ("float8", skills.p_bogus),
+        "n_real_seen": ("int4", skills.n_real_seen),
+        "n_real_correct": ("int4", skills.n_real_correct),
+        "n_bogus_seen": ("int4", skills.n_bogus_seen),
+        "n_bogus_correct": ("int4", skills.n_bogus_correct),
+        "n_classifications": ("int4", n_classifications),
+        "contributes": ("bool", skills.contributes),
+    }
+    if connection.vendor == "postgresql":
+        # One binary COPY (a volunteer's row is fixed-width): no object per volunteer.
+        columns = {"run_id": ("int8", np.full(len(data.volunteer_ids), run.pk)), **columns}
+        with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {VolunteerSkill._meta.db_table} ({', '.join(columns)})"
+            " FROM STDIN (FORMAT binary)"
+        ) as copy:
+            for block in pgbinary.encode_blocks(list(columns.values())):
+                copy.write(block)
+        return
+    values = {name: array.tolist() for name, (_, array) in columns.items()}
     VolunteerSkill.objects.bulk_create(
-        (
-            VolunteerSkill(
-                run=run, volunteer_id=volunteer_id,
-                p_real=float(skills.p_real[j]), p_bogus=float(skills.p_bogus[j]),
-                n_real_seen=int(skills.n_real_seen[j]),
-                n_real_correct=int(skills.n_real_correct[j]),
-                n_bogus_seen=int(skills.n_bogus_seen[j]),
-                n_bogus_correct=int(skills.n_bogus_correct[j]),
-                n_classifications=int(n_classifications[j]),
-                contributes=bool(skills.contributes[j]),
-            )
-            for j, volunteer_id in enumerate(data.volunteer_ids.tolist())
-        ),
+        (VolunteerSkill(run=run, **dict(zip(values, row, strict=True)))
+         for row in zip(*values.values(), strict=True)),
         batch_size=_WRITE_BATCH,
     )
 
