@@ -22,6 +22,7 @@ from aggregation.models import (
     SubjectPosterior,
     VolunteerSkill,
 )
+from aggregation.signals import run_finished
 from aggregation.swap import (
     BOGUS,
     REAL,
@@ -128,6 +129,7 @@ def run_execute(run_id: int, on_progress: Callable[[int], None] | None = None) -
         )
         run.save(update_fields=["status", "error", "finished_at"])
         raise
+    run_finished.send_robust(sender=AggregationRun, run=run)
     return run
 
 

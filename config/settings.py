@@ -128,6 +128,8 @@ CELERY_TASK_ROUTES = {
     "aggregation.tasks.aggregate_active_workflows": {"queue": "aggregation"},
     "aggregation.tasks.export_label_set": {"queue": "aggregation"},
     "aggregation.tasks.swap_online_update": {"queue": "online"},
+    "review.tasks.build_rankings": {"queue": "aggregation"},
+    "review.tasks.refresh_rankings": {"queue": "aggregation"},
     # Training holds the CPU (or GPU) for minutes to hours; scoring a visit must not wait for it.
     "training.tasks.train_model": {"queue": "training"},
     "training.tasks.score_subjects": {"queue": "scoring"},
@@ -136,6 +138,11 @@ CELERY_BEAT_SCHEDULE = {
     "aggregate-active-workflows": {
         "task": "aggregation.tasks.aggregate_active_workflows",
         "schedule": env.float("AGGREGATION_INTERVAL_S", default=3600.0),
+    },
+    # The review queues' order follows live votes and posteriors within this interval.
+    "refresh-review-rankings": {
+        "task": "review.tasks.refresh_rankings",
+        "schedule": env.float("REVIEW_RANKING_INTERVAL_S", default=300.0),
     },
 }
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -1,7 +1,10 @@
 """Reads for the expert review page: its queues and a subject's dossier.
 
-Every read is a fixed number of queries, whatever the number of subjects: a queue reads the
-workflow's subjects, votes and posteriors as columns and orders them with `review.queues`.
+Every read is a fixed number of queries, whatever the number of subjects. A queue page reads
+its order from the run's stored ranking (review.models.QueueRanking: one row), drops the
+subjects labelled in the chosen set, and reads votes and posteriors for the page's subjects
+only. A run with no ranking yet (just finished, or a workflow too new for one) is ordered
+here instead, from the workflow's subjects, votes and posteriors read as columns.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from labeling.models import (
     Workflow,
 )
 from review import queues
+from review.models import QueueRanking
 
 SUBJECT_FIELDS = (
     "id", "external_id", "origin", "snr", "psf_flux", "psf_flux_err", "reliability", "band",
@@ -110,28 +114,74 @@ def review_queue(
         )
     if name == queues.ORIGIN and not origin:
         raise InvalidInput("the origin queue needs an origin handle (origin=...)")
-    candidates = _candidates(workflow, run, reference_set, origin if name == queues.ORIGIN else "")
-    order = queues.queue_order(name, candidates, seed=seed)
-    window = order[offset:offset + limit]
+    origin = origin if name == queues.ORIGIN else ""
+    ranked = _ranked_ids(run, name, origin, reference_set, seed)
+    if ranked is None:
+        candidates = candidates_of(workflow, run, reference_set, origin)
+        order = queues.queue_order(name, candidates, seed=seed)
+        window = order[offset:offset + limit]
+        total = len(order)
+    else:
+        page_ids = ranked[offset:offset + limit]
+        candidates = candidates_of(workflow, run, None, origin, subject_ids=page_ids)
+        window = np.searchsorted(candidates.subject_id, page_ids)
+        total = len(ranked)
     return QueuePage(
-        name=name, run=run, total=len(order), offset=offset, limit=limit,
+        name=name, run=run, total=total, offset=offset, limit=limit,
         subjects=_queue_rows(candidates, window),
     )
 
 
-def _candidates(workflow: Workflow, run: AggregationRun | None,
-                reference_set: ReferenceSet | None, origin: str) -> queues.Candidates:
+def _ranked_ids(run: AggregationRun | None, name: str, origin: str,
+                reference_set: ReferenceSet | None, seed: int) -> np.ndarray | None:
+    """The queue's subject ids in review order from the run's stored ranking, without those
+    labelled in `reference_set`; None when the run has no ranking."""
+    if run is None:
+        return None
+    stored = (QueueRanking.objects.filter(run=run, queue=name, origin=origin)
+              .values_list("subject_ids", flat=True).first())
+    if stored is None:  # an origin no subject had when the rankings were built, or none yet
+        return None
+    ids = np.frombuffer(bytes(stored), dtype="<i8").astype(np.int64)
+    if name == queues.RANDOM:
+        n = len(ids)
+        shuffle = queues.Candidates(
+            subject_id=ids, n_real=np.zeros(n), n_bogus=np.zeros(n), n_volunteers=np.zeros(n),
+            p_real=np.full(n, np.nan), reliability=np.full(n, np.nan),
+            labelled=np.zeros(n, dtype=bool),
+        )
+        ids = ids[queues.queue_order(name, shuffle, seed=seed)]
+    if reference_set is not None:
+        done = np.fromiter(reference_set.labels.values_list("subject_id", flat=True),
+                           dtype=np.int64)
+        ids = ids[~np.isin(ids, done)]
+    return ids
+
+
+def candidates_of(workflow: Workflow, run: AggregationRun | None,
+                  reference_set: ReferenceSet | None, origin: str,
+                  subject_ids: np.ndarray | None = None) -> queues.Candidates:
+    """The workflow's subjects (of `origin`, if given; of `subject_ids` only, if given) with
+    their counted votes and posteriors in `run`, in id order, as review.queues ranks them."""
     statuses = SubjectWorkflowStatus.objects.filter(workflow=workflow)
+    votes = Classification.objects.filter(workflow=workflow, counted=True)
+    posteriors = SubjectPosterior.objects.filter(run=run)
+    if subject_ids is not None:
+        chosen = [int(i) for i in subject_ids]
+        statuses = statuses.filter(subject_id__in=chosen)
+        votes = votes.filter(subject_id__in=chosen)
+        posteriors = posteriors.filter(subject_id__in=chosen)
     if origin:
         statuses = statuses.filter(subject__origin=origin)
+        votes = votes.filter(subject__origin=origin)
+        posteriors = posteriors.filter(subject__origin=origin)
     rows = list(statuses.order_by("subject_id").values_list("subject_id", "subject__reliability"))
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     reliability = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=float)
     n = len(ids)
 
     votes = (
-        Classification.objects.filter(workflow=workflow, counted=True)
-        .values("subject_id")
+        votes.values("subject_id")
         .annotate(
             n_real=Count("pk", filter=Q(answer="real")),
             n_bogus=Count("pk", filter=Q(answer="bogus")),
@@ -144,8 +194,7 @@ def _candidates(workflow: Workflow, run: AggregationRun | None,
 
     p_real = np.full(n, np.nan)
     if run is not None:
-        _place(p_real, ids, SubjectPosterior.objects.filter(run=run).values_list("subject_id",
-                                                                                 "p_real"))
+        _place(p_real, ids, posteriors.values_list("subject_id", "p_real"))
     labelled = np.zeros(n, dtype=bool)
     if reference_set is not None:
         done = np.fromiter(
