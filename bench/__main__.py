@@ -7,12 +7,15 @@
    peak memory (`bench.aggregation_db`).
 4. Label sets at 20,000 subjects: export throughput and the download's peak memory
    (`bench.labelsets`).
+4b. Expert review queues at 250,000 subjects and 1,000,000 classifications: page latency
+   through the review API (`bench.review`).
 5. SWAP aggregation on simulated classifications (`bench.swap`), no database.
 6. The real/bogus CNN on the CPU: inference, scoring and training-epoch throughput against
    the matmul rate (`bench.training`), no database.
 
-`python -m bench swap` (or `web`, `aggregation`, `labelsets`, `training`) runs only those:
-`web` is 1 and 2, `aggregation` is 3, `labelsets` is 4, `swap` is 5, `training` is 6.
+`python -m bench swap` (or `web`, `aggregation`, `labelsets`, `review`, `training`) runs only
+those: `web` is 1 and 2, `aggregation` is 3, `labelsets` is 4, `review` is 4b, `swap` is 5,
+`training` is 6.
 
 Figures go to stdout as `name: value` lines, and at the end to bench/results/latest.json
 (every figure, its unit and target, the machine's load average) and bench/results/summary.md
@@ -32,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from bench import aggregation_db, classify, labelsets, rubin, swap, training
+from bench import aggregation_db, classify, labelsets, review, rubin, swap, training
 from bench.database import (
     DEFAULT_URL,
     bench_database_url,
@@ -43,8 +46,8 @@ from bench.database import (
 from bench.results import RESULTS_DIR, BenchError, Results, log, summary_path
 
 # What `python -m bench NAME ...` can pick, in the order a full run goes.
-BENCHMARKS = ("web", "aggregation", "labelsets", "swap", "training")
-DATABASE_BENCHMARKS = {"web", "aggregation", "labelsets"}
+BENCHMARKS = ("web", "aggregation", "labelsets", "review", "swap", "training")
+DATABASE_BENCHMARKS = {"web", "aggregation", "labelsets", "review"}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                 aggregation_db.run(results, url, scale=args.aggregation_scale)
             if "labelsets" in selected:
                 labelsets.run(results, url, media_root)
+            if "review" in selected:
+                review.run(results, url)
         if "swap" in selected:
             swap.run(results)
         if "training" in selected:

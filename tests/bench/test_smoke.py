@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import aggregation_db, labelsets, swap, training
+from bench import aggregation_db, labelsets, review, swap, training
 from bench.results import Results
 
 
@@ -25,7 +25,7 @@ def test_aggregation_from_postgresql(database_url):
     assert figures["aggregation_db_classifications"] == 1000
     assert figures["aggregation_db_subjects"] == 250
     assert {"aggregation_db_read_s", "aggregation_db_swap_s", "aggregation_db_write_s",
-            "aggregation_db_command_s",
+            "aggregation_db_commit_s", "aggregation_db_command_s",
             "aggregation_db_peak_rss_mb"} <= set(figures)
 
 
@@ -38,6 +38,13 @@ def test_label_set_export(database_url, settings):
     assert 0 < figures["labelsets_export_subjects"] <= 40
     assert figures["labelsets_export_subjects_per_s"] > 0
     assert figures["labelsets_download_peak_rss_mb"] > 0
+
+
+@pytest.mark.postgres
+def test_review_queues(database_url):
+    results = Results()
+    review.run(results, database_url, n_subjects=400, n_classifications=1600, requests=5)
+    assert {"review_queue_p50_ms", "review_queue_p99_ms"} <= _figures(results, "review_")
 
 
 def test_swap_core():
