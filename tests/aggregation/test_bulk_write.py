@@ -135,3 +135,35 @@ def test_binary_decoder_refuses_what_it_did_not_ask_for():
         pgbinary.decode_array(array, "int4")
     with pytest.raises(pgbinary.BinaryFormatError, match="NULLs"):
         pgbinary.decode_array(array[:4] + (1).to_bytes(4, "big") + array[8:], "int8")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("block_ids", [1, 3, 1_000_000])
+def test_the_block_reader_reads_rows_in_server_time_then_id_order(
+    workflow, subject_ids, monkeypatch, block_ids
+):
+    """Ties in server time, times out of id order, and rows spread over many blocks: the
+    PostgreSQL reader returns what the ORM reader returns."""
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from aggregation import selectors
+
+    monkeypatch.setattr(selectors, "_BLOCK_IDS", block_ids)
+    start = timezone.now() - timedelta(days=1)
+    rng = np.random.default_rng(5)
+    for v in range(4):
+        volunteer = labeling_services.volunteer_for_external_name(f"tie-{v}")
+        for subject_id in subject_ids:
+            labeling_services.classification_create(
+                volunteer=volunteer, workflow_id=workflow.pk, subject_id=subject_id,
+                answer="real" if rng.random() < 0.5 else "bogus", client_id=uuid.uuid4(),
+                created_at=start + timedelta(seconds=int(rng.integers(0, 3))),
+            )
+    by_blocks = selectors._array_columns(workflow.pk, None)
+    by_orm = selectors._iterator_columns(workflow.pk, None)
+    assert len(by_blocks[0]) == len(by_orm[0]) > 0
+    for a, b in zip(by_blocks, by_orm, strict=True):
+        np.testing.assert_array_equal(a, b)
