@@ -6,11 +6,13 @@ request path, and stores the order.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from django.db import transaction
 
 from aggregation.models import AggregationRun
-from labeling.models import Subject
+from labeling.models import SubjectWorkflowStatus
 from review import queues, selectors
 from review.models import QueueRanking
 
@@ -38,12 +40,18 @@ def rankings_build(run_id: int) -> int:
         else:
             ids = everyone.subject_id[queues.queue_order(name, everyone)]
         rankings.append(_ranking(run, name, "", ids))
-    origins = (
-        Subject.objects.filter(statuses__workflow=workflow).exclude(origin="")
-        .values_list("origin", flat=True).distinct()
+    # The origin queue per origin handle, from the same candidates: read once, not per origin.
+    origin_of = dict(
+        SubjectWorkflowStatus.objects.filter(workflow=workflow)
+        .values_list("subject_id", "subject__origin").iterator(chunk_size=50_000)
     )
-    for origin in origins:
-        subset = selectors.candidates_of(workflow, run, None, origin)
+    origins = np.array([origin_of[i] for i in everyone.subject_id.tolist()], dtype=object)
+    for origin in sorted(set(origins.tolist()) - {""}):
+        chosen = origins == origin
+        subset = queues.Candidates(**{
+            field.name: getattr(everyone, field.name)[chosen]
+            for field in dataclasses.fields(queues.Candidates)
+        })
         order = queues.queue_order(queues.ORIGIN, subset)
         rankings.append(_ranking(run, queues.ORIGIN, origin, subset.subject_id[order]))
     with transaction.atomic():
