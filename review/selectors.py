@@ -12,8 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import psycopg
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
+from aggregation import pgbinary
 from aggregation.models import AggregationRun, SubjectPosterior, VolunteerSkill
 from labeling.errors import InvalidInput, NotFound
 from labeling.models import (
@@ -115,47 +118,79 @@ def review_queue(
     if name == queues.ORIGIN and not origin:
         raise InvalidInput("the origin queue needs an origin handle (origin=...)")
     origin = origin if name == queues.ORIGIN else ""
-    ranked = _ranked_ids(run, name, origin, reference_set, seed)
+    ranked = _ranked_page(run, name, origin, reference_set, seed, offset, limit)
     if ranked is None:
         candidates = candidates_of(workflow, run, reference_set, origin)
         order = queues.queue_order(name, candidates, seed=seed)
         window = order[offset:offset + limit]
         total = len(order)
     else:
-        page_ids = ranked[offset:offset + limit]
+        total, page_ids = ranked
         candidates = candidates_of(workflow, run, None, origin, subject_ids=page_ids)
         window = np.searchsorted(candidates.subject_id, page_ids)
-        total = len(ranked)
     return QueuePage(
         name=name, run=run, total=total, offset=offset, limit=limit,
         subjects=_queue_rows(candidates, window),
     )
 
 
-def _ranked_ids(run: AggregationRun | None, name: str, origin: str,
-                reference_set: ReferenceSet | None, seed: int) -> np.ndarray | None:
-    """The queue's subject ids in review order from the run's stored ranking, without those
-    labelled in `reference_set`; None when the run has no ranking."""
+def _ranked_page(run: AggregationRun | None, name: str, origin: str,
+                 reference_set: ReferenceSet | None, seed: int, offset: int, limit: int
+                 ) -> tuple[int, np.ndarray] | None:
+    """(the queue's length, the page's subject ids in review order) from the run's stored
+    ranking, without the subjects labelled in `reference_set`; None when the run has no
+    ranking for the queue."""
     if run is None:
         return None
-    stored = (QueueRanking.objects.filter(run=run, queue=name, origin=origin)
-              .values_list("subject_ids", flat=True).first())
+    stored = _ranking_bytes(run, name, origin)
     if stored is None:  # an origin no subject had when the rankings were built, or none yet
         return None
-    ids = np.frombuffer(bytes(stored), dtype="<i8").astype(np.int64)
-    if name == queues.RANDOM:
-        n = len(ids)
-        shuffle = queues.Candidates(
-            subject_id=ids, n_real=np.zeros(n), n_bogus=np.zeros(n), n_volunteers=np.zeros(n),
-            p_real=np.full(n, np.nan), reliability=np.full(n, np.nan),
-            labelled=np.zeros(n, dtype=bool),
-        )
-        ids = ids[queues.queue_order(name, shuffle, seed=seed)]
+    ids = np.frombuffer(stored, dtype="<i8").astype(np.int64)
+    # The random queue's keys are drawn over every subject, labelled or not (labelling one
+    # never reshuffles the others).
+    keys = queues.random_keys(ids, seed) if name == queues.RANDOM else None
     if reference_set is not None:
-        done = np.fromiter(reference_set.labels.values_list("subject_id", flat=True),
-                           dtype=np.int64)
-        ids = ids[~np.isin(ids, done)]
-    return ids
+        unlabelled = ~np.isin(ids, _labelled_ids(reference_set))
+        ids = ids[unlabelled]
+        keys = None if keys is None else keys[unlabelled]
+    if keys is None:
+        return len(ids), ids[offset:offset + limit]
+    # Only the page's subjects, the offset + limit smallest keys, are sorted (as
+    # review.queues sorts them all).
+    first = np.arange(len(ids))
+    if offset + limit < len(ids):
+        first = np.argpartition(keys, offset + limit)[:offset + limit]
+    ahead = first[np.lexsort((ids[first], keys[first]))]
+    return len(ids), ids[ahead[offset:offset + limit]]
+
+
+def _ranking_bytes(run: AggregationRun, name: str, origin: str) -> bytes | None:
+    """A stored ranking's ids as bytes (on PostgreSQL fetched in binary: a bytea in text form
+    is hex, twice the size to send and decode)."""
+    rows = QueueRanking.objects.filter(run=run, queue=name, origin=origin)
+    if connection.vendor != "postgresql":
+        stored = rows.values_list("subject_ids", flat=True).first()
+        return None if stored is None else bytes(stored)
+    sql, params = rows.values_list("subject_ids").query.sql_with_params()
+    connection.ensure_connection()
+    # Django's cursors bind parameters client-side, which rules binary results out.
+    with psycopg.Cursor(connection.connection) as cursor:
+        row = cursor.execute(sql, params, binary=True).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def _labelled_ids(reference_set: ReferenceSet) -> np.ndarray:
+    """The subject ids a reference set has labelled, as one array (on PostgreSQL, one binary
+    array from the server: no Python object per label)."""
+    labels = ReferenceLabel.objects.filter(reference_set=reference_set)
+    if connection.vendor != "postgresql":
+        return np.fromiter(labels.values_list("subject_id", flat=True), dtype=np.int64)
+    sql, params = labels.values_list("subject_id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT array_send(coalesce(array_agg(subject_id), '{{}}'))"
+                       f" FROM ({sql}) AS labelled (subject_id)", params)
+        (data,) = cursor.fetchone()
+    return pgbinary.decode_array(bytes(data), "int8")
 
 
 def candidates_of(workflow: Workflow, run: AggregationRun | None,
@@ -197,10 +232,7 @@ def candidates_of(workflow: Workflow, run: AggregationRun | None,
         _place(p_real, ids, posteriors.values_list("subject_id", "p_real"))
     labelled = np.zeros(n, dtype=bool)
     if reference_set is not None:
-        done = np.fromiter(
-            reference_set.labels.values_list("subject_id", flat=True), dtype=np.int64
-        )
-        labelled = np.isin(ids, done)
+        labelled = np.isin(ids, _labelled_ids(reference_set))
     return queues.Candidates(
         subject_id=ids, n_real=counts[:, 0], n_bogus=counts[:, 1], n_volunteers=counts[:, 2],
         p_real=p_real, reliability=reliability, labelled=labelled,
