@@ -304,6 +304,9 @@ def _copy_posteriors(run, subject_ids, result: SwapResult, on_progress) -> None:
         )
         inserted = cursor.rowcount
         cursor.execute(f"DROP TABLE {stage}")
+        # Statistics for the rows just added: until autovacuum gets to it, the planner takes
+        # a run's posteriors for a handful and scans all of them to find a page's fifty.
+        cursor.execute(f"ANALYZE {table}")
     if inserted != len(subject_ids):
         raise RuntimeError(
             f"{len(subject_ids) - inserted} of the run's subjects were deleted while it was "
