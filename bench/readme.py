@@ -1,7 +1,7 @@
 """Regenerate the figures in README.md's Benchmarks section from a `make bench` summary.
 
     python -m bench.readme                  # bench/results/summary.md into README.md
-    python -m bench.readme path/summary.md  # another summary
+    python -m bench.readme path/summary.md  # another summary (several: one after another)
 
 Replaces what lies between the two marker lines below in README.md, and nothing else. Exits 2
 with a reason when the summary or a marker is missing.
@@ -31,18 +31,20 @@ def replace_summary(readme: str, summary: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    summary_path = Path(argv[0]) if argv else RESULTS_DIR / SUMMARY_NAME
-    if not summary_path.exists():
-        print(f"bench.readme: no summary at {summary_path}: run `make bench` first",
+    paths = [Path(arg) for arg in argv] or [RESULTS_DIR / SUMMARY_NAME]
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        print(f"bench.readme: no summary at {', '.join(missing)}: run `make bench` first",
               file=sys.stderr)
         return 2
+    summary = "\n\n".join(path.read_text().strip() for path in paths)
     try:
-        text = replace_summary(README.read_text(), summary_path.read_text())
+        text = replace_summary(README.read_text(), summary)
     except ValueError as exc:
         print(f"bench.readme: {exc}", file=sys.stderr)
         return 2
     README.write_text(text)
-    print(f"README.md: Benchmarks figures replaced from {summary_path}")
+    print(f"README.md: Benchmarks figures replaced from {', '.join(map(str, paths))}")
     return 0
 
 
