@@ -85,8 +85,15 @@ class AggregationRun(models.Model):
 
 
 class SubjectPosterior(models.Model):
-    run = models.ForeignKey(AggregationRun, on_delete=models.CASCADE, related_name="posteriors")
-    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="posteriors")
+    # No database foreign keys: a run writes millions of posteriors at once, and PostgreSQL
+    # checks a foreign key row by row at COMMIT (tens of seconds at Rubin scale). The batch
+    # write checks its subjects in bulk instead (services._copy_posteriors joins them), and
+    # deleting a run or a subject still deletes its posteriors (Django's CASCADE). The run
+    # needs no index of its own: the unique (run, subject) index serves it.
+    run = models.ForeignKey(AggregationRun, on_delete=models.CASCADE, related_name="posteriors",
+                            db_constraint=False, db_index=False)
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="posteriors",
+                                db_constraint=False)
     p_real = models.FloatField()
     # Log-odds keep the exact state where p_real has rounded to 0 or 1.
     log_odds = models.FloatField()

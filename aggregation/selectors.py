@@ -1,19 +1,21 @@
 """Reads for aggregation: classifications as arrays (streamed), reference truth, run results.
 
 A run over ten million classifications must not hold ten million model instances or Python
-tuples: on PostgreSQL the rows arrive through `COPY ... TO STDOUT (FORMAT binary)` and are
-decoded block by block with numpy; elsewhere a server-side iterator feeds fixed-size chunks.
+tuples: on PostgreSQL the rows arrive through `COPY ... TO STDOUT (FORMAT binary)` as blocks
+of a million rows, each column of a block one array that numpy decodes at once (see
+`aggregation.pgbinary`); elsewhere a server-side iterator feeds fixed-size chunks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
 from django.db.models import Max, QuerySet
 
+from aggregation import pgbinary
 from aggregation.models import AggregationRun, SubjectPosterior, VolunteerSkill
 from aggregation.swap import BOGUS, REAL, UNKNOWN, ClassificationTable
 from labeling import rules
@@ -33,7 +35,6 @@ LABEL_CODES = {"real": REAL, "bogus": BOGUS}
 # Where a run keeps its union policy: in its summary, written when the run is created.
 UNION_POLICY_KEY = "union_policy"
 _CHUNK_ROWS = 50_000
-_COPY_BLOCK_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def reference_sets_parse(spec: str) -> list[ReferenceSet]:
 def classification_data(workflow_id: int, *, through_id: int | None = None) -> ClassificationData:
     """The workflow's answers SWAP reads (up to `through_id`), ordered by server time."""
     if connection.vendor == "postgresql":
-        columns = _copy_columns(workflow_id, through_id)
+        columns = _array_columns(workflow_id, through_id)
     else:
         columns = _iterator_columns(workflow_id, through_id)
     ids, subjects, volunteers, says_real = columns
@@ -168,80 +169,56 @@ def _columns_of(batch: list[tuple]) -> tuple[np.ndarray, ...]:
     )
 
 
-# One binary COPY row: a 16-bit field count, then (32-bit length, value) per field.
-_COPY_ROW = np.dtype([
-    ("n_fields", ">i2"),
-    ("id_len", ">i4"), ("id", ">i8"),
-    ("subject_len", ">i4"), ("subject", ">i8"),
-    ("volunteer_len", ">i4"), ("volunteer", ">i8"),
-    ("real_len", ">i4"), ("real", "u1"),
-])
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+# Rows per block of the PostgreSQL read: ids are grouped id // _BLOCK_IDS, so a block holds
+# at most this many rows (12 MB per int8 column).
+_BLOCK_IDS = 1_000_000
+# The columns `_array_columns` reads, each as one array per block.
+_ARRAY_COLUMNS = (
+    ("id", "int8"), ("subject_id", "int8"), ("volunteer_id", "int8"),
+    ("answer = 'real'", "bool"), ("created_at", "timestamptz"),
+)
 
 
-def _copy_columns(workflow_id: int, through_id: int | None) -> tuple[np.ndarray, ...]:
-    query = _evidence(workflow_id, through_id).values_list(
-        "pk", "subject_id", "volunteer_id"
+def _array_columns(workflow_id: int, through_id: int | None) -> tuple[np.ndarray, ...]:
+    """The rows of `_evidence` on PostgreSQL, as columns, through `COPY ... TO STDOUT (FORMAT
+    binary)` in blocks: each COPY row is a block of up to _BLOCK_IDS rows, every column one
+    array in its binary form (`array_send`) that numpy decodes at once. The rows are put in
+    time order here (a stable sort by server time, then id), not by the server."""
+    query = _evidence(workflow_id, through_id).order_by().values_list(
+        "pk", "subject_id", "volunteer_id", "answer", "created_at"
     ).query
-    sql, params = query.sql_with_params()
-    # Add the answer as a boolean column; the rest of the SELECT is Django's own.
-    sql = sql.replace(" FROM ", ", (answer = 'real') FROM ", 1)
+    rows_sql, params = query.sql_with_params()
+    aggregates = ", ".join(
+        f"array_send(array_agg({expression}))" for expression, _ in _ARRAY_COLUMNS
+    )
+    # Django's SELECT stays as it is (the row filter drops in); its columns are named here.
+    sql = (
+        f"SELECT {aggregates} FROM ({rows_sql}) AS rows (id, subject_id, volunteer_id, answer,"
+        f" created_at) GROUP BY id / {_BLOCK_IDS}"
+    )
+    blocks = []
     with connection.cursor() as cursor:
         statement = cursor.cursor.mogrify(sql, params)
-        copy_sql = f"COPY ({statement}) TO STDOUT (FORMAT binary)"
-        with cursor.cursor.copy(copy_sql) as copy:
-            return _concatenate(list(_decode_copy(copy)))
+        with cursor.cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT binary)") as copy:
+            for row in pgbinary.decode_copy_rows(copy):
+                blocks.append(tuple(
+                    pgbinary.decode_array(data, pg_type)
+                    for data, (_, pg_type) in zip(row, _ARRAY_COLUMNS, strict=True)
+                ))
+    ids, subjects, volunteers, says_real, created = _concatenate(blocks, 5)
+    del blocks
+    order = np.lexsort((ids, created))
+    del created
+    return ids[order], subjects[order], volunteers[order], says_real[order]
 
 
-def _decode_copy(blocks: Iterable[bytes]) -> Iterator[tuple[np.ndarray, ...]]:
-    buffer = bytearray()
-    header_done = False
-    for block in blocks:
-        buffer += block
-        if not header_done:
-            if len(buffer) < 19:
-                continue
-            if not buffer.startswith(_COPY_SIGNATURE):
-                raise RuntimeError("unexpected COPY stream: bad signature")
-            extension = int.from_bytes(buffer[15:19], "big")
-            if len(buffer) < 19 + extension:
-                continue
-            del buffer[: 19 + extension]
-            header_done = True
-        if len(buffer) >= _COPY_BLOCK_BYTES:
-            yield _decode_rows(buffer)
-    if header_done:
-        if buffer[-2:] != b"\xff\xff":
-            raise RuntimeError("unexpected COPY stream: no trailer")
-        del buffer[-2:]
-        yield _decode_rows(buffer)
-
-
-def _decode_rows(buffer: bytearray) -> tuple[np.ndarray, ...]:
-    """Decode the whole rows at the front of `buffer` and remove them from it."""
-    n = len(buffer) // _COPY_ROW.itemsize
-    rows = np.frombuffer(bytes(buffer[: n * _COPY_ROW.itemsize]), dtype=_COPY_ROW)
-    del buffer[: n * _COPY_ROW.itemsize]
-    if n and not (
-        (rows["n_fields"] == 4).all() and (rows["id_len"] == 8).all()
-        and (rows["subject_len"] == 8).all() and (rows["volunteer_len"] == 8).all()
-        and (rows["real_len"] == 1).all()
-    ):
-        raise RuntimeError("unexpected COPY row layout")
-    return (
-        rows["id"].astype(np.int64),
-        rows["subject"].astype(np.int64),
-        rows["volunteer"].astype(np.int64),
-        rows["real"].astype(bool),
-    )
-
-
-def _concatenate(chunks: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+def _concatenate(chunks: list[tuple[np.ndarray, ...]], n_columns: int = 4
+                 ) -> tuple[np.ndarray, ...]:
+    """Each column's chunks joined: ids, subjects, volunteers (int64), says Real (bool), and
+    any further int64 columns."""
     if not chunks:
-        return (
-            np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
-            np.empty(0, bool),
-        )
+        kinds = [np.int64, np.int64, np.int64, bool][:n_columns]
+        return tuple(np.empty(0, kind) for kind in kinds + [np.int64] * (n_columns - 4))
     return tuple(np.concatenate(parts) for parts in zip(*chunks, strict=True))
 
 

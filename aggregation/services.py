@@ -7,21 +7,21 @@ rows, in bulk (PostgreSQL `COPY` for the posteriors at scale), and records what 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from aggregation import selectors
+from aggregation import pgbinary, selectors
 from aggregation.models import (
     AggregationRun,
     SubjectPosterior,
     VolunteerSkill,
 )
+from aggregation.signals import run_finished
 from aggregation.swap import (
     BOGUS,
     REAL,
@@ -43,7 +43,7 @@ from aggregation.swap import (
 )
 from labeling import hooks
 from labeling.errors import InvalidInput
-from labeling.models import Classification, ReferenceLabel, ReferenceSet, Workflow
+from labeling.models import Classification, ReferenceLabel, ReferenceSet, Subject, Workflow
 from labeling.records import DEFAULT_UNION_POLICY, UNION_POLICIES
 from outbox import services as outbox
 
@@ -154,6 +154,7 @@ def run_execute(run_id: int, on_progress: Callable[[int], None] | None = None) -
         if not failed:  # another delivery finished it meanwhile: its result stands
             return selectors.run_get(run_id)
         raise
+    run_finished.send_robust(sender=AggregationRun, run=run)
     # As this delivery wrote it, or as another one did first.
     return selectors.run_get(run_id)
 
@@ -174,7 +175,9 @@ def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> 
     result = _swap(run.mode, data, reference.truth, params, em)
     timings["swap_s"] = time.perf_counter() - started
 
+    started = time.perf_counter()
     summary = _summary(run, data, reference, result)
+    timings["summary_s"] = time.perf_counter() - started
     started = time.perf_counter()
     with transaction.atomic():
         # Another delivery of this run may be writing too: one at a time, and only once.
@@ -184,7 +187,10 @@ def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> 
         SubjectPosterior.objects.filter(run=run).delete()
         VolunteerSkill.objects.filter(run=run).delete()
         _write_posteriors(run, data.subject_ids, result, on_progress)
+        timings["write_posteriors_s"] = time.perf_counter() - started
+        skills_started = time.perf_counter()
         _write_skills(run, data, result)
+        timings["write_skills_s"] = time.perf_counter() - skills_started
         timings["write_s"] = time.perf_counter() - started
         run.timings = timings
         run.summary = summary
@@ -199,6 +205,11 @@ def _compute(run: AggregationRun, on_progress: Callable[[int], None] | None) -> 
             run.em_iterations, run.em_converged = result.iterations, result.converged
         run.status, run.finished_at = AggregationRun.Status.DONE, timezone.now()
         run.save()
+        started = time.perf_counter()
+    # What COMMIT costs (deferred constraint checks, flushing the WAL) is part of writing the
+    # results; it is known only once the transaction is over.
+    timings["commit_s"] = time.perf_counter() - started
+    AggregationRun.objects.filter(pk=run.pk).update(timings=timings)
     return True
 
 
@@ -252,65 +263,119 @@ def accuracy_dict(row: LabelAccuracy) -> dict:
 
 
 def _write_posteriors(run, subject_ids, result: SwapResult, on_progress) -> None:
+    if connection.vendor == "postgresql":
+        _copy_posteriors(run, subject_ids, result, on_progress)
+    else:
+        _create_posteriors(run, subject_ids, result, on_progress)
+
+
+def _create_posteriors(run, subject_ids, result: SwapResult, on_progress) -> None:
+    """The posteriors through the ORM, in batches: any database."""
     offsets, values = result.traj_offsets, result.traj_values
     stable = result.stable_label != UNKNOWN
-
-    def rows():
-        # One subject's trajectory becomes Python floats at a time: all of them at once would
-        # be 24 bytes per classification.
-        for i, subject_id in enumerate(subject_ids.tolist()):
-            yield (
-                subject_id, float(result.p_real[i]), float(result.log_odds[i]),
-                values[offsets[i]:offsets[i + 1]].tolist(), int(result.n_counted[i]),
-                _LABEL_NAMES[int(result.unstable_label[i])], bool(stable[i]),
-            )
-
-    _bulk_write(run, rows(), on_progress)
-
-
-def _bulk_write(run: AggregationRun, rows: Iterable[tuple], on_progress) -> None:
-    fields = ["subject_id", "p_real", "log_odds", "trajectory", "n_counted", "label", "stable"]
-    if connection.vendor == "postgresql":
-        table = SubjectPosterior._meta.db_table
-        columns = ", ".join(["run_id", *fields])
-        with connection.cursor() as cursor, cursor.cursor.copy(
-            f"COPY {table} ({columns}) FROM STDIN"
-        ) as copy:
-            for n, row in enumerate(rows, 1):
-                subject_id, p, lo, trajectory, n_counted, label, stable = row
-                copy.write_row((run.pk, subject_id, p, lo, json.dumps(trajectory), n_counted,
-                                label, stable))
-                if on_progress and n % _WRITE_BATCH == 0:
-                    on_progress(_WRITE_BATCH)
-        return
     batch = []
-    for row in rows:
-        batch.append(SubjectPosterior(run=run, **dict(zip(fields, row, strict=True))))
+    # One subject's trajectory becomes Python floats at a time: all of them at once would
+    # be 24 bytes per classification.
+    for i, subject_id in enumerate(subject_ids.tolist()):
+        batch.append(SubjectPosterior(
+            run=run, subject_id=subject_id, p_real=float(result.p_real[i]),
+            log_odds=float(result.log_odds[i]),
+            trajectory=values[offsets[i]:offsets[i + 1]].tolist(),
+            n_counted=int(result.n_counted[i]),
+            label=_LABEL_NAMES[int(result.unstable_label[i])], stable=bool(stable[i]),
+        ))
         if len(batch) == _WRITE_BATCH:
             SubjectPosterior.objects.bulk_create(batch)
             if on_progress:
                 on_progress(len(batch))
             batch = []
     SubjectPosterior.objects.bulk_create(batch)
+    if on_progress and batch:
+        on_progress(len(batch))
+
+
+def _copy_posteriors(run, subject_ids, result: SwapResult, on_progress) -> None:
+    """The posteriors on PostgreSQL, with no Python object per subject or trajectory point.
+
+    Binary COPY (encoded with numpy) into an UNLOGGED staging table, then one INSERT ...
+    SELECT: PostgreSQL turns each float8[] trajectory into the JSON array the model stores
+    (`to_jsonb`), so no JSON is built here. The subjects are joined in that statement, so a
+    subject deleted since the read is caught in bulk (the run fails and can be run again)
+    rather than by a foreign key checked row by row at COMMIT: the posterior's foreign keys
+    are not database constraints (see SubjectPosterior).
+    """
+    table = SubjectPosterior._meta.db_table
+    stage = f"{table}_stage_{run.pk}"
+    columns = {
+        "subject_id": ("int8", subject_ids),
+        "p_real": ("float8", result.p_real),
+        "log_odds": ("float8", result.log_odds),
+        "n_counted": ("int4", result.n_counted),
+        "label": ("int2", result.unstable_label),
+        "stable": ("bool", result.stable_label != UNKNOWN),
+    }
+    label = " ".join(f"WHEN {code} THEN '{name}'" for code, name in _LABEL_NAMES.items())
+    definition = ", ".join(f"{name} {pg_type}" for name, (pg_type, _) in columns.items())
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE UNLOGGED TABLE {stage} ({definition}, trajectory float8[])")
+        # to_jsonb writes each float8 as its text form: with this, the shortest exact digits
+        # (PostgreSQL 12 and later), so the stored JSON reads back as the very same floats.
+        cursor.execute("SET LOCAL extra_float_digits = 1")
+        blocks = pgbinary.encode_blocks(
+            list(columns.values()), result.traj_offsets, result.traj_values
+        )
+        with cursor.cursor.copy(f"COPY {stage} FROM STDIN (FORMAT binary)") as copy:
+            for block in blocks:
+                copy.write(block)
+        cursor.execute(
+            f"INSERT INTO {table} (run_id, subject_id, p_real, log_odds, trajectory,"
+            " n_counted, label, stable)"
+            " SELECT %s, s.subject_id, s.p_real, s.log_odds, to_jsonb(s.trajectory),"
+            f" s.n_counted, CASE s.label {label} END, s.stable FROM {stage} s"
+            f" JOIN {Subject._meta.db_table} subject ON subject.id = s.subject_id",
+            [run.pk],
+        )
+        inserted = cursor.rowcount
+        cursor.execute(f"DROP TABLE {stage}")
+        # Statistics for the rows just added: until autovacuum gets to it, the planner takes
+        # a run's posteriors for a handful and scans all of them to find a page's fifty.
+        cursor.execute(f"ANALYZE {table}")
+    if inserted != len(subject_ids):
+        raise RuntimeError(
+            f"{len(subject_ids) - inserted} of the run's subjects were deleted while it was "
+            "computed; run it again"
+        )
+    if on_progress:
+        on_progress(inserted)
 
 
 def _write_skills(run, data, result: SwapResult) -> None:
     skills = result.skills
     n_classifications = np.bincount(data.table.volunteer, minlength=data.table.n_volunteers)
+    columns = {
+        "volunteer_id": ("int8", data.volunteer_ids),
+        "p_real": ("float8", skills.p_real), "p_bogus": ("float8", skills.p_bogus),
+        "n_real_seen": ("int4", skills.n_real_seen),
+        "n_real_correct": ("int4", skills.n_real_correct),
+        "n_bogus_seen": ("int4", skills.n_bogus_seen),
+        "n_bogus_correct": ("int4", skills.n_bogus_correct),
+        "n_classifications": ("int4", n_classifications),
+        "contributes": ("bool", skills.contributes),
+    }
+    if connection.vendor == "postgresql":
+        # One binary COPY (a volunteer's row is fixed-width): no object per volunteer.
+        columns = {"run_id": ("int8", np.full(len(data.volunteer_ids), run.pk)), **columns}
+        with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {VolunteerSkill._meta.db_table} ({', '.join(columns)})"
+            " FROM STDIN (FORMAT binary)"
+        ) as copy:
+            for block in pgbinary.encode_blocks(list(columns.values())):
+                copy.write(block)
+        return
+    values = {name: array.tolist() for name, (_, array) in columns.items()}
     VolunteerSkill.objects.bulk_create(
-        (
-            VolunteerSkill(
-                run=run, volunteer_id=volunteer_id,
-                p_real=float(skills.p_real[j]), p_bogus=float(skills.p_bogus[j]),
-                n_real_seen=int(skills.n_real_seen[j]),
-                n_real_correct=int(skills.n_real_correct[j]),
-                n_bogus_seen=int(skills.n_bogus_seen[j]),
-                n_bogus_correct=int(skills.n_bogus_correct[j]),
-                n_classifications=int(n_classifications[j]),
-                contributes=bool(skills.contributes[j]),
-            )
-            for j, volunteer_id in enumerate(data.volunteer_ids.tolist())
-        ),
+        (VolunteerSkill(run=run, **dict(zip(values, row, strict=True)))
+         for row in zip(*values.values(), strict=True)),
         batch_size=_WRITE_BATCH,
     )
 

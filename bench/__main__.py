@@ -7,20 +7,25 @@
    peak memory (`bench.aggregation_db`).
 4. Label sets at 20,000 subjects: export throughput and the download's peak memory
    (`bench.labelsets`).
+4b. Expert review queues at 250,000 subjects and 1,000,000 classifications: page latency
+   through the review API (`bench.review`).
 5. SWAP aggregation on simulated classifications (`bench.swap`), no database.
 6. The real/bogus CNN on the CPU: inference, scoring and training-epoch throughput against
    the matmul rate (`bench.training`), no database.
 7. A Zooniverse export imported and aggregated, and side by side with panoptes-aggregation's
    extract and reduce on one file (`bench.zooniverse`).
 
-`python -m bench swap` (or `web`, `aggregation`, `labelsets`, `training`, `zooniverse`) runs
-only those: `web` is 1 and 2, `aggregation` is 3, `labelsets` is 4, `swap` is 5, `training` is
-6, `zooniverse` is 7.
+`python -m bench swap` (or `web`, `aggregation`, `labelsets`, `review`, `training`,
+`zooniverse`) runs only those: `web` is 1 and 2, `aggregation` is 3, `labelsets` is 4,
+`review` is 4b, `swap` is 5, `training` is 6, `zooniverse` is 7.
 
-Figures go to stdout as `name: value` lines and to bench/results/latest.json (a run of only
-some benchmarks writes latest-<names>.json instead, leaving the full run's file alone);
-progress goes to stderr. Exits 0 when every figure was measured, 1 when a measurement failed
-(e.g. an answer with the wrong status), 2 when PostgreSQL is not there.
+Figures go to stdout as `name: value` lines, and at the end to bench/results/latest.json
+(every figure, its unit and target, the machine's load average) and bench/results/summary.md
+(a Markdown table of the targets, each with its ratio, then every other figure; the README's
+Benchmarks section is regenerated from it with `python -m bench.readme`). A run of only some
+benchmarks writes latest-<names>.json and summary-<names>.md instead, leaving the full run's
+files alone. Progress goes to stderr. Exits 0 when every figure was measured, 1 when a
+measurement failed (e.g. an answer with the wrong status), 2 when PostgreSQL is not there.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import sys
 import tempfile
 import time
 
-from bench import aggregation_db, classify, labelsets, rubin, swap, training, zooniverse
+from bench import aggregation_db, classify, labelsets, review, rubin, swap, training, zooniverse
 from bench.database import (
     DEFAULT_URL,
     bench_database_url,
@@ -40,11 +45,11 @@ from bench.database import (
     recreate,
     setup_django,
 )
-from bench.results import RESULTS_DIR, BenchError, Results, log
+from bench.results import RESULTS_DIR, BenchError, Results, log, summary_path
 
 # What `python -m bench NAME ...` can pick, in the order a full run goes.
-BENCHMARKS = ("web", "aggregation", "labelsets", "swap", "training", "zooniverse")
-DATABASE_BENCHMARKS = {"web", "aggregation", "labelsets", "zooniverse"}
+BENCHMARKS = ("web", "aggregation", "labelsets", "review", "swap", "training", "zooniverse")
+DATABASE_BENCHMARKS = {"web", "aggregation", "labelsets", "review", "zooniverse"}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -118,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                 aggregation_db.run(results, url, scale=args.aggregation_scale)
             if "labelsets" in selected:
                 labelsets.run(results, url, media_root)
+            if "review" in selected:
+                review.run(results, url)
             if "zooniverse" in selected:
                 zooniverse.run(results, rows=args.zooniverse_rows,
                                compare_rows=args.zooniverse_compare_rows,
@@ -137,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted; gunicorn stopped, temporary files removed", file=sys.stderr)
         return 130
+    log(f"summary table: {summary_path(path)}")
     if url is None:
         log(f"wrote {path}")
     else:

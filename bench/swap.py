@@ -190,7 +190,11 @@ def _label(n: int) -> str:
     return f"{n // 1_000_000}m" if n % 1_000_000 == 0 else str(n)
 
 
-def _batch_sizes(results: Results, sizes) -> dict[int, Simulated]:
+# The issue's bound on swap_batch at ten million classifications.
+TARGET_10M_S = 10.0
+
+
+def _batch_sizes(results: Results, sizes, loop_size: int) -> dict[int, Simulated]:
     kept = {}
     for n in sizes:
         log(f"swap: generating {n:,} classifications")
@@ -203,20 +207,22 @@ def _batch_sizes(results: Results, sizes) -> dict[int, Simulated]:
             for timing, name in (("final", "batch"), ("at_classification", "batch_online")):
                 log(f"swap: {name} on {n:,} classifications, {REPEATS} runs in a subprocess")
                 figures = _in_subprocess(sim, timing, Path(workdir))
-                results.add(f"swap_{name}_{label}_s", figures["time_s"])
+                target = TARGET_10M_S if (n, name) == (10_000_000, "batch") else None
+                results.figure(f"swap_{name}_{label}_s", figures["time_s"], unit="s",
+                               at_most=target)
                 # CPU time says what the wall time would be on an otherwise idle machine.
                 results.add(f"swap_{name}_{label}_cpu_s", figures["cpu_s"])
                 results.add(f"swap_{name}_{label}_peak_rss_mb", figures["peak_rss_mb"])
                 results.add(f"swap_{name}_{label}_rss_before_mb", figures["rss_before_mb"])
-        if n == LOOP_SIZE:
+        if n == loop_size:
             kept[n] = sim
     return kept
 
 
-def _online_latency(results: Results) -> None:
+def _online_latency(results: Results, steps: int) -> None:
     """online_step on a realistic mix: volunteers with and without references, subjects with
     and without truth, trajectories of the lengths subjects reach before retiring."""
-    log(f"swap: online_step latency over {ONLINE_STEPS:,} classifications")
+    log(f"swap: online_step latency over {steps:,} classifications")
     params = SwapParams()
     rng = np.random.default_rng(1)
     volunteers = [VolunteerState(int(a), int(a * 0.8), int(b), int(b * 0.8))
@@ -224,13 +230,13 @@ def _online_latency(results: Results) -> None:
     subjects = [SubjectState.initial(params)]
     for _ in range(6):
         subjects.append(online_step(subjects[-1], volunteers[1], True, UNKNOWN, params)[0])
-    says = rng.random(ONLINE_STEPS) < 0.4
-    truth = rng.choice([UNKNOWN, UNKNOWN, UNKNOWN, 0, REAL], ONLINE_STEPS)
-    pick_v = rng.integers(0, len(volunteers), ONLINE_STEPS)
-    pick_s = rng.integers(0, len(subjects), ONLINE_STEPS)
-    timings = np.empty(ONLINE_STEPS)
+    says = rng.random(steps) < 0.4
+    truth = rng.choice([UNKNOWN, UNKNOWN, UNKNOWN, 0, REAL], steps)
+    pick_v = rng.integers(0, len(volunteers), steps)
+    pick_s = rng.integers(0, len(subjects), steps)
+    timings = np.empty(steps)
     clock = time.perf_counter_ns
-    for i in range(ONLINE_STEPS):
+    for i in range(steps):
         subject, volunteer = subjects[pick_s[i]], volunteers[pick_v[i]]
         r, t = bool(says[i]), int(truth[i])
         started = clock()
@@ -309,10 +315,13 @@ def _comparisons(results: Results, sim: Simulated) -> None:
     accuracy("crowdkit_ds", ds)
 
 
-def run(results: Results, sizes=SIZES) -> None:
-    kept = _batch_sizes(results, sizes)
-    _online_latency(results)
-    sim = kept.get(LOOP_SIZE) or make_table(LOOP_SIZE)
+def run(results: Results, sizes=SIZES, *, loop_size: int = LOOP_SIZE,
+        online_steps: int = ONLINE_STEPS) -> None:
+    """`sizes`, `loop_size` and `online_steps` are the full run's unless the smoke test
+    (tests/bench) shrinks them."""
+    kept = _batch_sizes(results, sizes, loop_size)
+    _online_latency(results, online_steps)
+    sim = kept.get(loop_size) or make_table(loop_size)
     _comparisons(results, sim)
 
 

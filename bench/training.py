@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -32,25 +33,33 @@ from training.ml.model import STAMP_SHAPE, RealBogusCNN
 from training.ml.scoring import DEFAULT_BATCH_SIZE, predict
 from training.ml.train import TrainingConfig, fit
 
-MATMUL_SIZE = 2048
 MATMUL_REPEATS = 7
 INFERENCE_REPEATS = 5
-SCORED = 10_000
-TRAIN_SIZE = 40_000
-VAL_SIZE = 5_000  # the 0.8/0.1/0.1 split of a 50,000-subject label set
 SEED = 0
 CPU = torch.device("cpu")
 
 
-def _matmul_gflops() -> float:
-    a = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
-    b = torch.randn(MATMUL_SIZE, MATMUL_SIZE)
+@dataclass(frozen=True)
+class Sizes:
+    matmul: int = 2048
+    scored: int = 10_000
+    train: int = 40_000
+    val: int = 5_000  # the 0.8/0.1/0.1 split of a 50,000-subject label set
+
+
+# The smoke test's sizes (tests/bench): every step runs, in seconds.
+SMOKE = Sizes(matmul=64, scored=64, train=256, val=64)
+
+
+def _matmul_gflops(size: int) -> float:
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
     torch.matmul(a, b)  # warm-up: thread pool, caches
     rates = []
     for _ in range(MATMUL_REPEATS):
         started = time.perf_counter()
         torch.matmul(a, b)
-        rates.append(2 * MATMUL_SIZE**3 / (time.perf_counter() - started) / 1e9)
+        rates.append(2 * size**3 / (time.perf_counter() - started) / 1e9)
     return statistics.median(rates)
 
 
@@ -84,7 +93,8 @@ def _random_stamps(n: int, generator: torch.Generator) -> np.ndarray:
 
 def _inference(results: Results, model: RealBogusCNN, stamps: np.ndarray,
                matmul_gflops: float) -> None:
-    batch = torch.from_numpy(stamps[:DEFAULT_BATCH_SIZE].copy())
+    scored = len(stamps)
+    batch = torch.from_numpy(stamps[:min(DEFAULT_BATCH_SIZE, scored)].copy())
     model.eval()
     rates = []
     with torch.inference_mode():
@@ -101,19 +111,20 @@ def _inference(results: Results, model: RealBogusCNN, stamps: np.ndarray,
     results.add("training_inference_gflops", achieved)
     results.add("training_inference_over_matmul", achieved / matmul_gflops)
 
-    log(f"training: scoring {SCORED:,} triplets")
+    log(f"training: scoring {scored:,} triplets")
     started = time.perf_counter()
-    predict(model, stamps[:SCORED], batch_size=DEFAULT_BATCH_SIZE, device=CPU)
-    results.add(f"training_score_{SCORED}_s", time.perf_counter() - started)
+    predict(model, stamps, batch_size=DEFAULT_BATCH_SIZE, device=CPU)
+    results.figure(f"training_score_{scored}_s", time.perf_counter() - started, unit="s")
 
 
-def _epoch(results: Results, generator: torch.Generator) -> None:
-    log(f"training: one epoch on {TRAIN_SIZE:,} random triplets (+{VAL_SIZE:,} validation)")
-    n = TRAIN_SIZE + VAL_SIZE
+def _epoch(results: Results, generator: torch.Generator, sizes: Sizes) -> None:
+    log(f"training: one epoch on {sizes.train:,} random triplets "
+        f"(+{sizes.val:,} validation)")
+    n = sizes.train + sizes.val
     stamps = torch.from_numpy(_random_stamps(n, generator))
     labels = torch.randint(0, 2, (n,), generator=generator).float()
-    train = TensorDataset(stamps[:TRAIN_SIZE], labels[:TRAIN_SIZE])
-    val = TensorDataset(stamps[TRAIN_SIZE:], labels[TRAIN_SIZE:])
+    train = TensorDataset(stamps[:sizes.train], labels[:sizes.train])
+    val = TensorDataset(stamps[sizes.train:], labels[sizes.train:])
     torch.manual_seed(SEED)
     model = RealBogusCNN()
     last_batch_at = []
@@ -131,18 +142,18 @@ def _epoch(results: Results, generator: torch.Generator) -> None:
     train_s = last_batch_at[0] - started
     results.add("training_epoch_s", record.seconds)
     results.add("training_epoch_train_s", train_s)
-    results.add("training_epoch_triplets_per_s", TRAIN_SIZE / train_s)
+    results.add("training_epoch_triplets_per_s", sizes.train / train_s)
     results.add("training_epoch_cpu_s", cpu_s)
 
 
-def run(results: Results) -> None:
+def run(results: Results, sizes: Sizes = Sizes()) -> None:
     results.add("training_torch_threads", torch.get_num_threads())
-    log(f"training: matmul {MATMUL_SIZE} x {MATMUL_SIZE} float32")
-    matmul = _matmul_gflops()
+    log(f"training: matmul {sizes.matmul} x {sizes.matmul} float32")
+    matmul = _matmul_gflops(sizes.matmul)
     results.add("training_matmul_gflops", matmul)
     generator = torch.Generator().manual_seed(SEED)
     torch.manual_seed(SEED)
     model = RealBogusCNN()
     log(f"training: inference, batch {DEFAULT_BATCH_SIZE}")
-    _inference(results, model, _random_stamps(SCORED, generator), matmul)
-    _epoch(results, generator)
+    _inference(results, model, _random_stamps(sizes.scored, generator), matmul)
+    _epoch(results, generator, sizes)

@@ -157,6 +157,8 @@ CELERY_TASK_ROUTES = {
     "aggregation.tasks.aggregate_workflow": {"queue": "aggregation"},
     "aggregation.tasks.aggregate_active_workflows": {"queue": "aggregation"},
     "aggregation.tasks.export_label_set": {"queue": "aggregation"},
+    "review.tasks.build_rankings": {"queue": "aggregation"},
+    "review.tasks.refresh_rankings": {"queue": "aggregation"},
     # Training holds the CPU (or GPU) for minutes to hours; scoring a visit must not wait for it.
     "training.tasks.train_model": {"queue": "training"},
     "training.tasks.score_subjects": {"queue": "scoring"},
@@ -176,6 +178,11 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-jobs": {
         "task": "operations.tasks.sweep_stuck_jobs",
         "schedule": env.float("SWEEP_INTERVAL_S", default=600.0),
+    },
+    # The review queues' order follows live votes and posteriors within this interval.
+    "refresh-review-rankings": {
+        "task": "review.tasks.refresh_rankings",
+        "schedule": env.float("REVIEW_RANKING_INTERVAL_S", default=300.0),
     },
 }
 # A worker that dies mid-task (killed, out of memory) leaves its message to be delivered again,

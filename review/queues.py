@@ -94,16 +94,21 @@ def priorities(name: str, candidates: Candidates) -> np.ndarray:
     raise ValueError(f"unknown queue {name!r}; the queues are {', '.join(QUEUES)}")
 
 
+def random_keys(subject_ids: np.ndarray, seed: int) -> np.ndarray:
+    """The random queue's sort key of each subject (then its id breaks ties): one uniform
+    draw per subject in id order, so a subject keeps its key as others are added."""
+    by_id = np.argsort(subject_ids, kind="stable")
+    keys = np.empty(len(by_id))
+    keys[by_id] = np.random.default_rng(seed).random(len(by_id))
+    return keys
+
+
 def queue_order(name: str, candidates: Candidates, *, seed: int = 0) -> np.ndarray:
     """Indices into `candidates` in review order, without the labelled subjects and those
     the queue leaves out. `seed` drives the random queue only."""
     c = candidates
     if name == RANDOM:
-        # One key per subject in id order: a subject keeps its key as others are added.
-        by_id = np.argsort(c.subject_id, kind="stable")
-        keys = np.empty(len(by_id))
-        keys[by_id] = np.random.default_rng(seed).random(len(by_id))
-        order = np.lexsort((c.subject_id, keys))
+        order = np.lexsort((c.subject_id, random_keys(c.subject_id, seed)))
     else:
         priority = priorities(name, c)
         band = np.floor(np.nan_to_num(priority, nan=np.inf) * PRIORITY_BANDS)

@@ -1,7 +1,10 @@
 """Reads for the expert review page: its queues and a subject's dossier.
 
-Every read is a fixed number of queries, whatever the number of subjects: a queue reads the
-workflow's subjects, votes and posteriors as columns and orders them with `review.queues`.
+Every read is a fixed number of queries, whatever the number of subjects. A queue page reads
+its order from the run's stored ranking (review.models.QueueRanking: one row), drops the
+subjects labelled in the chosen set, and reads votes and posteriors for the page's subjects
+only. A run with no ranking yet (just finished, or a workflow too new for one) is ordered
+here instead, from the workflow's subjects, votes and posteriors read as columns.
 """
 
 from __future__ import annotations
@@ -9,8 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import psycopg
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
+from aggregation import pgbinary
 from aggregation.models import AggregationRun, SubjectPosterior, VolunteerSkill
 from labeling.errors import InvalidInput, NotFound
 from labeling.models import (
@@ -22,6 +28,7 @@ from labeling.models import (
     Workflow,
 )
 from review import queues
+from review.models import QueueRanking
 from talk import selectors as talk_selectors
 
 SUBJECT_FIELDS = (
@@ -111,30 +118,110 @@ def review_queue(
         )
     if name == queues.ORIGIN and not origin:
         raise InvalidInput("the origin queue needs an origin handle (origin=...)")
-    candidates = _candidates(workflow, run, reference_set, origin if name == queues.ORIGIN else "",
-                             with_reports=name == queues.REPORTED)
-    order = queues.queue_order(name, candidates, seed=seed)
-    window = order[offset:offset + limit]
+    origin = origin if name == queues.ORIGIN else ""
+    # Reports arrive at any time and are few: the reported queue is ordered per request.
+    ranked = None if name == queues.REPORTED else _ranked_page(
+        run, name, origin, reference_set, seed, offset, limit)
+    if ranked is None:
+        candidates = candidates_of(workflow, run, reference_set, origin,
+                                   with_reports=name == queues.REPORTED)
+        order = queues.queue_order(name, candidates, seed=seed)
+        window = order[offset:offset + limit]
+        total = len(order)
+    else:
+        total, page_ids = ranked
+        candidates = candidates_of(workflow, run, None, origin, subject_ids=page_ids)
+        window = np.searchsorted(candidates.subject_id, page_ids)
     return QueuePage(
-        name=name, run=run, total=len(order), offset=offset, limit=limit,
+        name=name, run=run, total=total, offset=offset, limit=limit,
         subjects=_queue_rows(candidates, window),
     )
 
 
-def _candidates(workflow: Workflow, run: AggregationRun | None,
-                reference_set: ReferenceSet | None, origin: str, *,
-                with_reports: bool = False) -> queues.Candidates:
+def _ranked_page(run: AggregationRun | None, name: str, origin: str,
+                 reference_set: ReferenceSet | None, seed: int, offset: int, limit: int
+                 ) -> tuple[int, np.ndarray] | None:
+    """(the queue's length, the page's subject ids in review order) from the run's stored
+    ranking, without the subjects labelled in `reference_set`; None when the run has no
+    ranking for the queue."""
+    if run is None:
+        return None
+    stored = _ranking_bytes(run, name, origin)
+    if stored is None:  # an origin no subject had when the rankings were built, or none yet
+        return None
+    ids = np.frombuffer(stored, dtype="<i8").astype(np.int64)
+    # The random queue's keys are drawn over every subject, labelled or not (labelling one
+    # never reshuffles the others).
+    keys = queues.random_keys(ids, seed) if name == queues.RANDOM else None
+    if reference_set is not None:
+        unlabelled = ~np.isin(ids, _labelled_ids(reference_set))
+        ids = ids[unlabelled]
+        keys = None if keys is None else keys[unlabelled]
+    if keys is None:
+        return len(ids), ids[offset:offset + limit]
+    # Only the page's subjects, the offset + limit smallest keys, are sorted (as
+    # review.queues sorts them all).
+    first = np.arange(len(ids))
+    if offset + limit < len(ids):
+        first = np.argpartition(keys, offset + limit)[:offset + limit]
+    ahead = first[np.lexsort((ids[first], keys[first]))]
+    return len(ids), ids[ahead[offset:offset + limit]]
+
+
+def _ranking_bytes(run: AggregationRun, name: str, origin: str) -> bytes | None:
+    """A stored ranking's ids as bytes (on PostgreSQL fetched in binary: a bytea in text form
+    is hex, twice the size to send and decode)."""
+    rows = QueueRanking.objects.filter(run=run, queue=name, origin=origin)
+    if connection.vendor != "postgresql":
+        stored = rows.values_list("subject_ids", flat=True).first()
+        return None if stored is None else bytes(stored)
+    sql, params = rows.values_list("subject_ids").query.sql_with_params()
+    connection.ensure_connection()
+    # Django's cursors bind parameters client-side, which rules binary results out.
+    with psycopg.Cursor(connection.connection) as cursor:
+        row = cursor.execute(sql, params, binary=True).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def _labelled_ids(reference_set: ReferenceSet) -> np.ndarray:
+    """The subject ids a reference set has labelled, as one array (on PostgreSQL, one binary
+    array from the server: no Python object per label)."""
+    labels = ReferenceLabel.objects.filter(reference_set=reference_set)
+    if connection.vendor != "postgresql":
+        return np.fromiter(labels.values_list("subject_id", flat=True), dtype=np.int64)
+    sql, params = labels.values_list("subject_id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT array_send(coalesce(array_agg(subject_id), '{{}}'))"
+                       f" FROM ({sql}) AS labelled (subject_id)", params)
+        (data,) = cursor.fetchone()
+    return pgbinary.decode_array(bytes(data), "int8")
+
+
+def candidates_of(workflow: Workflow, run: AggregationRun | None,
+                  reference_set: ReferenceSet | None, origin: str,
+                  subject_ids: np.ndarray | None = None, *, with_reports: bool = False
+                  ) -> queues.Candidates:
+    """The workflow's subjects (of `origin`, if given; of `subject_ids` only, if given) with
+    their counted votes and posteriors in `run`, in id order, as review.queues ranks them."""
     statuses = SubjectWorkflowStatus.objects.filter(workflow=workflow)
+    votes = Classification.objects.filter(workflow=workflow, counted=True)
+    posteriors = SubjectPosterior.objects.filter(run=run)
+    if subject_ids is not None:
+        chosen = [int(i) for i in subject_ids]
+        statuses = statuses.filter(subject_id__in=chosen)
+        votes = votes.filter(subject_id__in=chosen)
+        posteriors = posteriors.filter(subject_id__in=chosen)
     if origin:
         statuses = statuses.filter(subject__origin=origin)
+        votes = votes.filter(subject__origin=origin)
+        posteriors = posteriors.filter(subject__origin=origin)
     rows = list(statuses.order_by("subject_id").values_list("subject_id", "subject__reliability"))
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     reliability = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=float)
     n = len(ids)
 
     votes = (
-        Classification.objects.filter(workflow=workflow, counted=True)
-        .values("subject_id")
+        votes.values("subject_id")
         .annotate(
             n_real=Count("pk", filter=Q(answer="real")),
             n_bogus=Count("pk", filter=Q(answer="bogus")),
@@ -147,14 +234,10 @@ def _candidates(workflow: Workflow, run: AggregationRun | None,
 
     p_real = np.full(n, np.nan)
     if run is not None:
-        _place(p_real, ids, SubjectPosterior.objects.filter(run=run).values_list("subject_id",
-                                                                                 "p_real"))
+        _place(p_real, ids, posteriors.values_list("subject_id", "p_real"))
     labelled = np.zeros(n, dtype=bool)
     if reference_set is not None:
-        done = np.fromiter(
-            reference_set.labels.values_list("subject_id", flat=True), dtype=np.int64
-        )
-        labelled = np.isin(ids, done)
+        labelled = np.isin(ids, _labelled_ids(reference_set))
     n_reports = None
     if with_reports:  # Talk's open bad-image reports: only the reported queue counts them
         n_reports = np.zeros(n, dtype=np.int64)

@@ -261,12 +261,12 @@ def test_replay_matches_the_pure_online_loop(crowd):
 
 @pytest.mark.postgres
 def test_copy_reader_equals_the_orm_reader(crowd):
-    copy_columns = selectors._copy_columns(crowd.workflow.pk, None)
+    copy_columns = selectors._array_columns(crowd.workflow.pk, None)
     orm_columns = selectors._iterator_columns(crowd.workflow.pk, None)
     for a, b in zip(copy_columns, orm_columns, strict=True):
         np.testing.assert_array_equal(a, b)
     through = int(copy_columns[0][len(copy_columns[0]) // 2])
-    a = selectors._copy_columns(crowd.workflow.pk, through)
+    a = selectors._array_columns(crowd.workflow.pk, through)
     assert (a[0] <= through).all()
     assert len(a[0]) == (copy_columns[0] <= through).sum()
 
