@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from labeling.ingest.limits import DEFAULT_MAX_DECOMPRESSED_BYTES, DEFAULT_MAX_STAMP_SIDE
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -206,8 +208,9 @@ STAMP_FIT = env.str("STAMP_FIT", default="pad")
 # What `manage.py ingest` may read (labeling.ingest.limits): the longest stamp axis in pixels
 # (real cutouts are 30 to 63), the most bytes one input may expand to in memory, and folders
 # besides a manifest's own that its stamp paths may point into.
-INGEST_MAX_STAMP_SIDE = env.int("INGEST_MAX_STAMP_SIDE", default=512)
-INGEST_MAX_DECOMPRESSED_BYTES = env.int("INGEST_MAX_DECOMPRESSED_BYTES", default=512 * 2**20)
+INGEST_MAX_STAMP_SIDE = env.int("INGEST_MAX_STAMP_SIDE", default=DEFAULT_MAX_STAMP_SIDE)
+INGEST_MAX_DECOMPRESSED_BYTES = env.int("INGEST_MAX_DECOMPRESSED_BYTES",
+                                        default=DEFAULT_MAX_DECOMPRESSED_BYTES)
 INGEST_ALLOWED_ROOTS = env.list("INGEST_ALLOWED_ROOTS", default=[])
 # Anonymous volunteers are identified by their session; keep it a season long.
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 24 * 180)

@@ -38,6 +38,24 @@ def swap_reads(not_counted_reason: str) -> bool:
     return not_counted_reason not in NOT_SWAP_EVIDENCE
 
 
+def not_counted_reason(*, repeat: bool, expert_on_reference: bool, active: bool,
+                       retired: bool) -> str:
+    """Why an answer does not count toward retirement (COUNTED when it does): the
+    classification service and the bulk import's replay both decide with this. The two
+    reasons SWAP does not read come first, so an answer that is both a repeat and late, say,
+    is never mistaken for evidence. (Probation is decided after, by the service only: imports
+    and the simulator have no anonymous volunteers.)"""
+    if repeat:
+        return REPEAT
+    if expert_on_reference:
+        return EXPERT_ON_REFERENCE
+    if not active:
+        return WORKFLOW_INACTIVE
+    if retired:
+        return RETIRED
+    return COUNTED
+
+
 # Reference subjects are injected at a rate that decays with how many classifications the
 # volunteer has made in the workflow: (classifications made so far below which the rate
 # applies, rate); `None` is the open-ended last step.

@@ -381,6 +381,11 @@ def _classification_record(
 ) -> ClassificationOutcome:
     volunteer, subject_id = submission.volunteer, submission.subject_id
     with transaction.atomic():
+        # One volunteer's answers one at a time, first: the live step teaches the volunteer in
+        # the order their answers commit, and a replay teaches in the order of created_at, so
+        # the time is taken while no other answer of theirs can be in flight. (NO KEY: other
+        # rows' foreign keys to the volunteer stay free.)
+        list(Volunteer.objects.select_for_update(no_key=True).filter(pk=volunteer.pk).values("pk"))
         status = _locked_status(submission)
         # Read after the lock is held, in a statement of its own: under READ COMMITTED only a
         # new statement sees what a twin request committed while we waited for the lock.
@@ -408,8 +413,8 @@ def _classification_record(
             answer=submission.answer,
             answered_at=submission.answered_at,
             user_agent=submission.user_agent,
-            # Taken under the subject's lock, so a subject's answers are stamped in the order
-            # they were applied to its live state: a replay, ordered by time, agrees.
+            # Taken under the volunteer's and the subject's locks, so answers are stamped in the
+            # order they are applied to the live state: a replay, ordered by time, agrees.
             created_at=submission.created_at or timezone.now(),
             external_id=submission.external_id,
             counted=not reason,
@@ -486,17 +491,14 @@ def _on_probation(volunteer: Volunteer, workflow_id: int) -> bool:
 def _not_counted_reason(
     volunteer: Volunteer, status: SubjectWorkflowStatus, *, answered_before: bool
 ) -> str:
-    # The two reasons SWAP does not read come first, so an answer that is both a repeat and
-    # late, say, is never mistaken for evidence.
-    if answered_before:
-        return NotCounted.REPEAT
-    if status.is_reference and volunteer.user_id and roles.is_expert(volunteer.user):
-        return NotCounted.EXPERT_ON_REFERENCE
-    if not status.workflow.active:
-        return NotCounted.WORKFLOW_INACTIVE
-    if status.retired:
-        return NotCounted.RETIRED
-    return NotCounted.COUNTED
+    return rules.not_counted_reason(
+        repeat=answered_before,
+        # Asked only of a reference subject: whether the volunteer is an expert costs a query.
+        expert_on_reference=bool(status.is_reference and volunteer.user_id
+                                 and roles.is_expert(volunteer.user)),
+        active=status.workflow.active,
+        retired=status.retired,
+    )
 
 
 # --- expert teams and reference labels ---------------------------------------------------

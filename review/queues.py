@@ -42,6 +42,9 @@ QUEUES = {
 }
 # The queues that rank by the SWAP posterior, and so need a finished aggregation run.
 NEEDS_POSTERIOR = frozenset({UNCERTAIN, MODEL})
+# Ordered per request, never stored with a run (review.services): reports arrive at any time,
+# and the reported subjects are few.
+ORDERED_PER_REQUEST = frozenset({REPORTED})
 # Priorities closer than 1/PRIORITY_BANDS count as equally urgent.
 PRIORITY_BANDS = 20
 

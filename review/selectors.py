@@ -119,8 +119,7 @@ def review_queue(
     if name == queues.ORIGIN and not origin:
         raise InvalidInput("the origin queue needs an origin handle (origin=...)")
     origin = origin if name == queues.ORIGIN else ""
-    # Reports arrive at any time and are few: the reported queue is ordered per request.
-    ranked = None if name == queues.REPORTED else _ranked_page(
+    ranked = None if name in queues.ORDERED_PER_REQUEST else _ranked_page(
         run, name, origin, reference_set, seed, offset, limit)
     if ranked is None:
         candidates = candidates_of(workflow, run, reference_set, origin,

@@ -32,8 +32,8 @@ def rankings_build(run_id: int) -> int:
     rankings = []
     everyone = selectors.candidates_of(workflow, run, None, "")
     for name in queues.QUEUES:
-        if name in (queues.ORIGIN, queues.REPORTED):
-            continue  # per origin below; reports are ordered per request (review.selectors)
+        if name == queues.ORIGIN or name in queues.ORDERED_PER_REQUEST:
+            continue  # the origin queue per origin handle, below
         if name == queues.RANDOM:
             # The seed is the request's: store the subjects in id order, shuffled per request.
             ids = everyone.subject_id
@@ -48,9 +48,10 @@ def rankings_build(run_id: int) -> int:
     origins = np.array([origin_of[i] for i in everyone.subject_id.tolist()], dtype=object)
     for origin in sorted(set(origins.tolist()) - {""}):
         chosen = origins == origin
-        subset = queues.Candidates(**{
+        subset = dataclasses.replace(everyone, **{
             field.name: getattr(everyone, field.name)[chosen]
             for field in dataclasses.fields(queues.Candidates)
+            if getattr(everyone, field.name) is not None  # n_reports: the reported queue's only
         })
         order = queues.queue_order(queues.ORIGIN, subset)
         rankings.append(_ranking(run, queues.ORIGIN, origin, subset.subject_id[order]))

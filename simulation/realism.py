@@ -46,6 +46,7 @@ from scipy.stats import ks_2samp
 from tqdm import tqdm
 
 from labeling.ingest.base import InputError, RecordError, alert_cutouts, open_avro_container
+from labeling.ingest.limits import IngestLimits
 from simulation.triplets import INSTRUMENTS, generate_batch
 
 ZTF_FILE = "ztf_real_triplets_300.npz"
@@ -189,15 +190,16 @@ def load_rubin(folder: Path) -> list[np.ndarray]:
     cubes, unreadable = [], []
     try:
         with path.open("rb") as stream:
-            _, alerts = open_avro_container(stream, "lsst")
+            # The shipped real data is read under the ingest's default caps.
+            _, alerts = open_avro_container(stream, "lsst", IngestLimits())
             for number, alert in enumerate(alerts, 1):
                 try:
-                    images = alert_cutouts(alert, lambda value: value)
+                    cutouts = alert_cutouts(alert, lambda value: value, IngestLimits())
                 except RecordError as exc:
                     unreadable.append(f"alert {number}: {exc}")
                     continue
-                cubes.append(_stack([images["template"], images["science"],
-                                     images["difference"]]))
+                cubes.append(_stack([cutouts[kind].image
+                                     for kind in ("template", "science", "difference")]))
     except (OSError, ValueError, InputError) as exc:
         raise RealDataError(f"cannot read the real Rubin alerts {path}: {exc}") from exc
     if unreadable:

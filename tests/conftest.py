@@ -42,6 +42,14 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
+def _no_probation(settings):
+    """Most tests watch what counts toward retirement, and give anonymous answers to do so:
+    the anonymous probation is off unless a test turns it on (tests/labeling/test_serving.py
+    and tests/accounts/test_merge.py do)."""
+    settings.ANONYMOUS_PROBATION_ANSWERS = 0
+
+
+@pytest.fixture(autouse=True)
 def _media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MODELS_ROOT = tmp_path / "models"

@@ -115,16 +115,13 @@ def _service_reason(
     row: Answer, volunteer: int, pair: tuple[int, int], state: SubjectState,
     context: ReplayContext,
 ) -> str:
-    """`classification_create`'s reason, in its order of checks."""
-    if not context.active:
-        return NotCounted.WORKFLOW_INACTIVE
-    if pair in context.answered:
-        return NotCounted.REPEAT
-    if state.is_reference and volunteer in context.expert_volunteers:
-        return NotCounted.EXPERT_ON_REFERENCE
-    if state.retired or _after_export_retirement(row, pair[1], context):
-        return NotCounted.RETIRED
-    return NotCounted.COUNTED
+    """`classification_create`'s reason: the same rule (labeling.rules.not_counted_reason)."""
+    return rules.not_counted_reason(
+        repeat=pair in context.answered,
+        expert_on_reference=state.is_reference and volunteer in context.expert_volunteers,
+        active=context.active,
+        retired=state.retired or _after_export_retirement(row, pair[1], context),
+    )
 
 
 def _after_export_retirement(

@@ -16,6 +16,10 @@ from pathlib import Path
 
 # How much inflated output `check_inflated_size` holds at a time.
 INFLATE_CHUNK = 2**20
+# The caps' defaults (settings INGEST_MAX_STAMP_SIDE and INGEST_MAX_DECOMPRESSED_BYTES):
+# real cutouts are 30 to 63 pixels a side.
+DEFAULT_MAX_STAMP_SIDE = 512
+DEFAULT_MAX_DECOMPRESSED_BYTES = 512 * 2**20
 
 
 class LimitExceeded(ValueError):
@@ -30,8 +34,8 @@ class IngestLimits:
     `allowed_roots`: folders, besides a manifest's own, that its stamp paths may lie in.
     """
 
-    max_stamp_side: int
-    max_decompressed_bytes: int
+    max_stamp_side: int = DEFAULT_MAX_STAMP_SIDE
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
     allowed_roots: tuple[Path, ...] = ()
 
     def check_shape(self, shape: tuple[int, ...], itemsize: int, label: str) -> None:

@@ -108,9 +108,10 @@ def test_answers_stored_while_a_rebuild_computes_are_caught_up_once(crowd, monke
     compute = services._compute
 
     def compute_then_answer(run, on_progress):
-        compute(run, on_progress)
+        wrote = compute(run, on_progress)
         for subject_id in crowd.subject_ids[6:10]:
             crowd.answer(newcomer, subject_id, "bogus")
+        return wrote
 
     monkeypatch.setattr(services, "_compute", compute_then_answer)
     rebuilt = services.run_execute(services.live_rebuild(crowd.workflow).pk)

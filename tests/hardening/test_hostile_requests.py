@@ -12,23 +12,27 @@ from rest_framework.test import APIClient
 
 from labeling.api.parsers import MAX_JSON_DEPTH, json_depth
 from labeling.models import Subject, SubjectSet
+from tests.conftest import served_token
 
 
 def _nested(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
-def _answer_with_extra(workflow_id: int, subject_id: int, extra: str) -> str:
-    """A valid answer's JSON with one more (ignored) key holding `extra` verbatim."""
+def _answer_with_extra(client: APIClient, workflow_id: int, subject_id: int,
+                       extra: str) -> str:
+    """A valid answer's JSON (served to `client`) with one more (ignored) key holding `extra`
+    verbatim."""
+    token = served_token(client, workflow_id, subject_id)
     return (f'{{"workflow": {workflow_id}, "subject": {subject_id}, "answer": "real", '
-            f'"client_id": "{uuid.uuid4()}", "x": {extra}}}')
+            f'"client_id": "{uuid.uuid4()}", "token": "{token}", "x": {extra}}}')
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5_000, 100_000])
 def test_deeply_nested_json_is_a_400_that_says_why(workflow, subject_ids, depth):
     client = APIClient()
-    body = _answer_with_extra(workflow.pk, subject_ids[0], _nested(depth))
+    body = _answer_with_extra(client, workflow.pk, subject_ids[0], _nested(depth))
     response = client.post("/api/classifications/", body, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"] == "parse_error"
@@ -38,7 +42,7 @@ def test_deeply_nested_json_is_a_400_that_says_why(workflow, subject_ids, depth)
 @pytest.mark.django_db
 def test_json_nested_within_the_bound_is_parsed(workflow, subject_ids):
     client = APIClient()
-    body = _answer_with_extra(workflow.pk, subject_ids[0], _nested(MAX_JSON_DEPTH - 1))
+    body = _answer_with_extra(client, workflow.pk, subject_ids[0], _nested(MAX_JSON_DEPTH - 1))
     response = client.post("/api/classifications/", body, content_type="application/json")
     assert response.status_code == 201  # unknown keys are ignored, as before
 

@@ -173,16 +173,19 @@ def test_the_live_run_is_rebuilt_as_it_was_set_up(workflow, tmp_path,
                                                   django_capture_on_commit_callbacks):
     team = services.expert_team_get_or_create("rubin")
     reference_set = services.reference_set_get_or_create(name="rubin", team=team)
-    live = aggregation_services.run_create(
+    live = aggregation_services.run_execute(aggregation_services.run_create(
         workflow=workflow, reference_sets=[reference_set], mode=AggregationRun.Mode.ONLINE,
         params=aggregation_services.swap_params(prior=0.3),
-    )
+    ).pk)
+    assert live.live
     path = zoo.write_export(tmp_path / "a.csv", [zoo.row(1, 11)])
     with mock.patch.object(aggregation_services, "run_queue") as queued, \
             django_capture_on_commit_callbacks(execute=True):
         run(path)
-    rebuilt = AggregationRun.objects.get(live=True)
+    # The rebuild replaces the live run once it is computed (queued here, not run).
+    rebuilt = AggregationRun.objects.get(triggered_by="import")
     assert rebuilt.pk != live.pk
+    assert not rebuilt.live
     assert rebuilt.triggered_by == "import"
     assert rebuilt.parameters == live.parameters
     assert list(rebuilt.reference_sets.all()) == [reference_set]
