@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -212,13 +213,20 @@ def stamp_store_name(project_id: int, subject_set_id: int) -> str:
     return f"stamps/{project_id}/sets/{subject_set_id}"
 
 
-def stamp_source(name: str) -> stamp_store.Source | None:
-    """The per-subject stamp file `name` as a bulk store knows it; None when the storage
-    keeps no local files (a store is then never used)."""
+def stamp_sources(names: Sequence[str]) -> list[stamp_store.Source | None] | None:
+    """The per-subject stamp files `names` as a bulk store knows them; None when the storage
+    keeps no local files (a store is then never used). A name that could point outside the
+    storage's folder is None: a store never serves it, and reading its file refuses it."""
     try:
-        return stamp_store.Source(name, Path(default_storage.path(name)))
+        root = default_storage.path("")
     except NotImplementedError:
         return None
+    # One join per name, not the storage's path(): 20,000 of those cost a second.
+    return [
+        None if name.startswith("/") or ".." in name.split("/")
+        else stamp_store.Source(name, os.path.join(root, name))
+        for name in names
+    ]
 
 
 def subject_cube_reader(subject_set_ids: Iterable[int], size: int
@@ -230,24 +238,25 @@ def subject_cube_reader(subject_set_ids: Iterable[int], size: int
     stores = []
     for set_id, project_id in SubjectSet.objects.filter(pk__in=list(subject_set_ids)
                                                         ).values_list("pk", "project_id"):
-        source = stamp_source(stamp_store_name(project_id, set_id))
-        if source is None:
+        folder = stamp_sources([stamp_store_name(project_id, set_id)])
+        if folder is None:
             break
         try:
-            stores.append(stamp_store.open_store(source.path, size))
+            stores.append(stamp_store.open_store(Path(folder[0].path), size))
         except stamp_store.StoreUnusable as exc:
             logger.warning("stamp store of subject set %s not used: %s", set_id, exc)
 
     def read(stamp_names: Sequence[str]) -> np.ndarray:
         cubes = np.empty((len(stamp_names), 3, size, size), dtype=np.float32)
         missing = np.ones(len(stamp_names), dtype=bool)
-        sources = [stamp_source(name) for name in stamp_names] if stores else []
+        sources = stamp_sources(stamp_names) if stores else []
+        servable = np.array([source is not None for source in sources], dtype=bool)
         for store in stores:
-            waiting = np.flatnonzero(missing)
+            waiting = np.flatnonzero(missing & servable)
             if not len(waiting):
                 break
             # Fancy indexing copies: a store writes straight into `cubes` only when it is
-            # asked for every subject, as the first store is.
+            # asked for every subject, as the first store usually is.
             target = cubes if len(waiting) == len(cubes) else np.empty_like(cubes[waiting])
             not_served = store.read_into([sources[i] for i in waiting], target)
             if target is not cubes:

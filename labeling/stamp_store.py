@@ -59,13 +59,13 @@ class Source:
     """One per-subject stamp file: its storage name (the key) and where it lies on disk."""
 
     name: str
-    path: Path
+    path: str | Path
 
 
 _ABSENT = (-1, -1)
 
 
-def fingerprint(path: Path) -> tuple[int, int]:
+def fingerprint(path: str | Path) -> tuple[int, int]:
     """(size in bytes, modification time in ns) of a file: what a rewrite would change;
     (-1, -1) for a file that cannot be found."""
     try:
@@ -78,7 +78,8 @@ def fingerprint(path: Path) -> tuple[int, int]:
 def read_source(source: Source, size: int) -> np.ndarray:
     """The cube of one per-subject file, checked as `stamps.cube_from_bytes` checks it."""
     try:
-        return stamps.cube_from_bytes(source.path.read_bytes(), size)
+        with open(source.path, "rb") as handle:
+            return stamps.cube_from_bytes(handle.read(), size)
     except stamps.StampError as exc:
         raise stamps.StampError(f"{source.name}: {exc}") from None
 
@@ -98,8 +99,9 @@ class StampStore:
             if index.get("format_version") != FORMAT_VERSION or index.get("size") != size:
                 raise StoreUnusable(f"{self.folder}: written for another format or stamp size")
             names = index["names"]
-            self._bytes = np.asarray(index["bytes"], dtype=np.int64)
-            self._mtime_ns = np.asarray(index["mtime_ns"], dtype=np.int64)
+            # Python ints: compared one subject at a time, where numpy scalars are slow.
+            self._prints = [(int(n), int(t)) for n, t in zip(index["bytes"], index["mtime_ns"],
+                                                             strict=True)]
             self._crc32 = np.asarray(index["crc32"], dtype=np.uint32)
             self._usable = np.asarray(index["usable"], dtype=bool)
             cubes_name = index["cubes"]
@@ -118,8 +120,7 @@ class StampStore:
         if self._cubes.dtype != np.float32 or self._cubes.shape != expected:
             raise StoreUnusable(f"{self.folder}: cubes are {self._cubes.dtype} "
                                 f"{self._cubes.shape}, the index says float32 {expected}")
-        if not (len(self._bytes) == len(self._mtime_ns) == len(self._crc32)
-                == len(self._usable) == len(names)):
+        if not len(self._prints) == len(self._crc32) == len(self._usable) == len(names):
             raise StoreUnusable(f"{self.folder}: the index's columns differ in length")
         if len(self._rows) != len(names):
             raise StoreUnusable(f"{self.folder}: the index lists a stamp file twice")
@@ -136,7 +137,7 @@ class StampStore:
             row = self._rows.get(source.name)
             if row is None:
                 continue
-            if fingerprint(source.path) == (self._bytes[row], self._mtime_ns[row]):
+            if fingerprint(source.path) == self._prints[row]:
                 rows[i] = row
         return rows
 

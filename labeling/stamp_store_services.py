@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from labeling import stamp_store
 from labeling.models import Subject, SubjectSet
-from labeling.selectors import stamp_source, stamp_store_name
+from labeling.selectors import stamp_sources, stamp_store_name
 
 
 def stamp_stores_refresh(subject_set_ids: Iterable[int],
@@ -25,7 +26,7 @@ def stamp_stores_refresh(subject_set_ids: Iterable[int],
     for set_id, project_id in SubjectSet.objects.filter(pk__in=list(subject_set_ids)
                                                         ).order_by("pk").values_list(
                                                             "pk", "project_id"):
-        folder = stamp_source(stamp_store_name(project_id, set_id))
+        folder = stamp_sources([stamp_store_name(project_id, set_id)])
         if folder is None:
             return reports
         rows = list(Subject.objects.filter(subject_set_id=set_id).exclude(stamps="")
@@ -33,7 +34,9 @@ def stamp_stores_refresh(subject_set_ids: Iterable[int],
         if not rows:
             continue
         size = Counter(stamp_size for _, stamp_size in rows).most_common(1)[0][0]
-        sources = [stamp_source(name) for name, stamp_size in rows if stamp_size == size]
-        reports[set_id] = stamp_store.refresh_store(folder.path, sources, size,
+        names = [name for name, stamp_size in rows if stamp_size == size]
+        # A name no store may serve (see stamp_sources) is left out: it is read on its own.
+        sources = [source for source in stamp_sources(names) if source is not None]
+        reports[set_id] = stamp_store.refresh_store(Path(folder[0].path), sources, size,
                                                     on_progress=on_progress)
     return reports
