@@ -140,3 +140,10 @@ def test_a_damaged_or_missing_store_falls_back_to_the_files(labelled, monkeypatc
     assert label_set_export(labelled.run.pk, OPTIONS).manifest == baseline
     expected = 1 if damage == "corrupt row" else len(exported)
     assert sum(per_file_reads) == expected
+
+
+def test_a_stamp_name_that_could_leave_the_media_folder_is_never_served_from_a_store():
+    names = ["stamps/1/ab/x.npy", "../x.npy", "/etc/passwd", "stamps/../../x.npy"]
+    sources = labeling_selectors.stamp_sources(names)
+    assert [source is None for source in sources] == [False, True, True, True]
+    assert sources[0].path == os.path.join(default_storage.path(""), "stamps/1/ab/x.npy")
