@@ -13,6 +13,7 @@ placed and the staging folder: a failed export leaves no row and no files.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -54,6 +55,8 @@ STRATIFY_BY = ("origin",)
 INJECTION_ORIGIN = "injection"
 _FINE_TUNE_MAX = LabelSet._meta.get_field("fine_tune_from").max_length
 _CHUNK_ROWS = 20_000
+
+logger = logging.getLogger(__name__)
 
 
 class ExportError(InvalidInput):
@@ -462,7 +465,12 @@ def _cube_reader(candidates: _Subjects, injections: _Subjects | None,
     if injections is not None:
         names.update(zip(injections.ids.tolist(), injections.stamp_names, strict=True))
         subject_sets |= set(injections.subject_sets[plan.injections].tolist())
-    stamp_store_services.stamp_stores_refresh(sorted(subject_sets))
+    try:
+        stamp_store_services.stamp_stores_refresh(sorted(subject_sets))
+    except OSError as exc:
+        # A store only makes reading faster: one that cannot be written (a full disk, a
+        # read-only folder) leaves its stamps to be read from their own files.
+        logger.warning("stamp stores not refreshed, reading stamp files one by one: %s", exc)
     read_names = labeling_selectors.subject_cube_reader(subject_sets, stamp_size)
 
     def read(subject_ids: np.ndarray) -> np.ndarray:

@@ -147,3 +147,17 @@ def test_a_stamp_name_that_could_leave_the_media_folder_is_never_served_from_a_s
     sources = labeling_selectors.stamp_sources(names)
     assert [source is None for source in sources] == [False, True, True, True]
     assert sources[0].path == os.path.join(default_storage.path(""), "stamps/1/ab/x.npy")
+
+
+def test_a_store_that_cannot_be_written_costs_the_export_nothing(labelled, monkeypatch,
+                                                                  per_file_reads):
+    baseline = per_file_manifest(labelled.run.pk, monkeypatch)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stamp_store, "refresh_store", disk_full)
+    per_file_reads.clear()
+    label_set = label_set_export(labelled.run.pk, OPTIONS)
+    assert label_set.manifest == baseline
+    assert sum(per_file_reads) == len(_ids(label_set))  # every stamp read from its file
