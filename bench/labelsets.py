@@ -79,6 +79,7 @@ def run(results: Results, url: str, media_root, *, n_subjects: int = N_SUBJECTS)
     else:  # the target is for 20,000 subjects
         results.figure("labelsets_export_subjects_per_s", rate, unit="subjects/s")
     results.add("labelsets_archive_mb", label_set.archive_size / 2**20)
+    _stamp_reads(results)
 
     _bench_user()
     log("labelsets: streaming the archive through the download view in a child process")
@@ -120,6 +121,41 @@ def _answer(url: str, n_subjects: int) -> None:
             {"first": first, "k": ANSWERS_PER_SUBJECT, "nv": n_volunteers,
              "accuracy": VOLUNTEER_ACCURACY, "workflow": WORKFLOW},
         )
+
+
+def _stamp_reads(results: Results) -> None:
+    """The stamps alone, every subject's, read as the export reads them (chunks of
+    artifact.CHUNK_SUBJECTS) one file at a time and from the stamp store, chunk by chunk in
+    this process: the part of the export the store changes, apart from the writing,
+    whose time moves with the disk's other traffic. Both must give the same bytes."""
+    from django.conf import settings
+
+    from aggregation.labelsets.artifact import CHUNK_SUBJECTS
+    from labeling import selectors
+    from labeling.models import Subject
+
+    rows = list(Subject.objects.filter(statuses__workflow__slug=WORKFLOW).exclude(stamps="")
+                .order_by("pk").values_list("stamps", "subject_set_id"))
+    names = [name for name, _ in rows]
+    chunks = [names[i : i + CHUNK_SUBJECTS] for i in range(0, len(names), CHUNK_SUBJECTS)]
+    log(f"labelsets: reading {len(names):,} subjects' stamps one file at a time and in bulk")
+    size = settings.STAMP_SIZE
+    started = time.monotonic()
+    read = selectors.subject_cube_reader({set_id for _, set_id in rows}, size)
+    bulk_s, per_file_s = time.monotonic() - started, 0.0  # opening the store counts
+    for chunk in chunks:  # chunk by chunk, so that only one chunk of each is held
+        started = time.monotonic()
+        per_file = selectors.subject_cubes(chunk, size)
+        per_file_s += time.monotonic() - started
+        started = time.monotonic()
+        bulk = read(chunk)
+        bulk_s += time.monotonic() - started
+        if per_file.tobytes() != bulk.tobytes():
+            raise BenchError("the stamp store gave other pixels than the stamp files")
+    results.figure("labelsets_stamps_per_file_per_s", len(names) / per_file_s,
+                   unit="subjects/s")
+    results.figure("labelsets_stamps_bulk_per_s", len(names) / bulk_s, unit="subjects/s")
+    results.add("labelsets_stamps_bulk_speedup", per_file_s / bulk_s)
 
 
 def _bench_user() -> None:

@@ -40,6 +40,7 @@ def test_label_set_export(database_url, settings):
     assert 0 < figures["labelsets_export_subjects"] <= 400
     assert figures["labelsets_export_subjects_per_s"] > 0
     assert figures["labelsets_export_cold_subjects_per_s"] > 0
+    assert figures["labelsets_stamps_bulk_per_s"] > 0
     assert figures["labelsets_download_peak_rss_mb"] > 0
 
 
