@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,34 @@ def test_an_unreadable_file_is_kept_out_of_the_store_without_failing_the_others(
 def test_a_store_refuses_a_stamp_file_listed_twice(tmp_path, files):
     with pytest.raises(ValueError, match="twice"):
         refresh_store(tmp_path / "store", [files[0], files[0]], SIZE)
+
+
+def test_refreshes_at_once_take_turns_and_leave_one_current_store(tmp_path, files):
+    (tmp_path / "more").mkdir()
+    grown = files + write_sources(tmp_path / "more", [40, 41])
+    barrier = threading.Barrier(4)
+    reports, errors = [], []
+
+    def refresh(sources):
+        barrier.wait()
+        try:
+            reports.append(refresh_store(tmp_path / "store", sources, SIZE))
+        except Exception as exc:  # a thread cannot raise into the test: kept and checked
+            errors.append(exc)
+
+    threads = [threading.Thread(target=refresh, args=(grown if i % 2 else files,))
+               for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(reports) == 4
+    store = open_store(tmp_path / "store", SIZE)
+    assert store.names in (tuple(s.name for s in files), tuple(s.name for s in grown))
+    out, missing = served(store, grown)
+    held = [s.name in store.names for s in grown]
+    assert missing.tolist() == [not h for h in held]
+    assert out[np.array(held)].tobytes() == per_file(
+        [s for s, h in zip(grown, held, strict=True) if h]).tobytes()
+    assert len(list((tmp_path / "store").glob("cubes-*.npy"))) == 1
