@@ -93,7 +93,6 @@ class StampStore:
 
     def __init__(self, folder: Path, size: int) -> None:
         self.folder = Path(folder)
-        self.size = size
         try:
             index = json.loads((self.folder / INDEX).read_text())
             if index.get("format_version") != FORMAT_VERSION or index.get("size") != size:
@@ -125,9 +124,6 @@ class StampStore:
         if len(self._rows) != len(names):
             raise StoreUnusable(f"{self.folder}: the index lists a stamp file twice")
         self.names: tuple[str, ...] = tuple(names)
-
-    def __len__(self) -> int:
-        return len(self.names)
 
     def _fresh_rows(self, sources: Sequence[Source]) -> np.ndarray:
         """Each source's row, or -1 where the store lacks it or its file changed since.
