@@ -16,6 +16,9 @@ pixels they do not hold:
   (a corrupt file then fails only what asks for it, not every build);
 - a store that cannot be opened (missing, truncated, an unreadable index, a cubes file of
   the wrong shape) is unusable as a whole, with the reason.
+What the fingerprint cannot see is a file rewritten in place at the same size with its
+modification time set back to the nanosecond (stamp files are written once, under a fresh
+name, so only a deliberate restore of other pixels with old times would do that).
 
 On disk, in the store's folder: `index.json` names the current cubes file
 (`cubes-<token>.npy`) and lists the rows. A build writes a new cubes file, then replaces the
