@@ -2,10 +2,13 @@
 
 20,000 simulated subjects (stamps included, 8% in the simulator's reference set) get five
 answers each, generated inside PostgreSQL from the simulated truth (85% right), and a batch
-SWAP run labels them. The export of that run is timed in this process. Then a child process
-streams the whole archive through the download view (Django's test client, the real URL,
-middleware, authentication and view) and the kernel reports its peak resident memory when it
-exits; a second child does everything but read the body, so the difference is what streaming
+SWAP run labels them. The export of that run is timed in this process twice: first cold,
+when it also builds the subject set's bulk stamp store (labeling.stamp_store) from the 20,000
+per-subject files, then warm, the store current, as for every later export from the same
+subjects; the target is the warm one's, and the two must write the same bytes. Then a child
+process streams the whole archive through the download view (Django's test client, the real
+URL, middleware, authentication and view) and reports its own peak resident memory (VmHWM);
+a second child does everything but read the body, so the difference is what streaming
 costs. Streaming in fixed-size chunks keeps it near zero whatever the archive's size.
 """
 
@@ -52,12 +55,22 @@ def run(results: Results, url: str, media_root, *, n_subjects: int = N_SUBJECTS)
                  stdout=io.StringIO())
     aggregation_run = AggregationRun.objects.filter(workflow__slug=WORKFLOW).latest("pk")
 
-    log("labelsets: exporting the unstable set")
+    options = ExportOptions(scenario="unstable")
+    log("labelsets: exporting the unstable set, cold (building the stamp store)")
     started = time.monotonic()
-    label_set = label_set_export(aggregation_run.pk, ExportOptions(scenario="unstable"))
+    cold = label_set_export(aggregation_run.pk, options)
+    cold_s = time.monotonic() - started
+    log("labelsets: exporting it again, warm (the stamp store current)")
+    started = time.monotonic()
+    label_set = label_set_export(aggregation_run.pk, options)
     export_s = time.monotonic() - started
+    if label_set.manifest != cold.manifest:
+        raise BenchError("the warm export's files differ from the cold export's")
     results.add("labelsets_run_subjects", aggregation_run.n_subjects)
     results.add("labelsets_export_subjects", label_set.n_subjects)
+    results.figure("labelsets_export_cold_s", cold_s, unit="s")
+    results.figure("labelsets_export_cold_subjects_per_s", cold.n_subjects / cold_s,
+                   unit="subjects/s")
     results.figure("labelsets_export_s", export_s, unit="s")
     rate = label_set.n_subjects / export_s
     if n_subjects == N_SUBJECTS:
@@ -66,6 +79,7 @@ def run(results: Results, url: str, media_root, *, n_subjects: int = N_SUBJECTS)
     else:  # the target is for 20,000 subjects
         results.figure("labelsets_export_subjects_per_s", rate, unit="subjects/s")
     results.add("labelsets_archive_mb", label_set.archive_size / 2**20)
+    _stamp_reads(results)
 
     _bench_user()
     log("labelsets: streaming the archive through the download view in a child process")
@@ -77,7 +91,6 @@ def run(results: Results, url: str, media_root, *, n_subjects: int = N_SUBJECTS)
     if received != label_set.archive_size:
         raise BenchError(f"the download sent {received} bytes of {label_set.archive_size}")
     _, baseline_kib = _child(label_set.number, env, read_body=False)
-    # ru_maxrss is in kibibytes on Linux.
     results.add("labelsets_download_peak_rss_mb", peak_kib / 1024)
     results.add("labelsets_download_baseline_rss_mb", baseline_kib / 1024)
     results.add("labelsets_download_streaming_cost_mb", (peak_kib - baseline_kib) / 1024)
@@ -110,6 +123,41 @@ def _answer(url: str, n_subjects: int) -> None:
         )
 
 
+def _stamp_reads(results: Results) -> None:
+    """The stamps alone, every subject's, read as the export reads them (chunks of
+    artifact.CHUNK_SUBJECTS) one file at a time and from the stamp store, chunk by chunk in
+    this process: the part of the export the store changes, apart from the writing,
+    whose time moves with the disk's other traffic. Both must give the same bytes."""
+    from django.conf import settings
+
+    from aggregation.labelsets.artifact import CHUNK_SUBJECTS
+    from labeling import selectors
+    from labeling.models import Subject
+
+    rows = list(Subject.objects.filter(statuses__workflow__slug=WORKFLOW).exclude(stamps="")
+                .order_by("pk").values_list("stamps", "subject_set_id"))
+    names = [name for name, _ in rows]
+    chunks = [names[i : i + CHUNK_SUBJECTS] for i in range(0, len(names), CHUNK_SUBJECTS)]
+    log(f"labelsets: reading {len(names):,} subjects' stamps one file at a time and in bulk")
+    size = settings.STAMP_SIZE
+    started = time.monotonic()
+    read = selectors.subject_cube_reader({set_id for _, set_id in rows}, size)
+    bulk_s, per_file_s = time.monotonic() - started, 0.0  # opening the store counts
+    for chunk in chunks:  # chunk by chunk, so that only one chunk of each is held
+        started = time.monotonic()
+        per_file = selectors.subject_cubes(chunk, size)
+        per_file_s += time.monotonic() - started
+        started = time.monotonic()
+        bulk = read(chunk)
+        bulk_s += time.monotonic() - started
+        if per_file.tobytes() != bulk.tobytes():
+            raise BenchError("the stamp store gave other pixels than the stamp files")
+    results.figure("labelsets_stamps_per_file_per_s", len(names) / per_file_s,
+                   unit="subjects/s")
+    results.figure("labelsets_stamps_bulk_per_s", len(names) / bulk_s, unit="subjects/s")
+    results.add("labelsets_stamps_bulk_speedup", per_file_s / bulk_s)
+
+
 def _bench_user() -> None:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
@@ -125,13 +173,21 @@ def _child(number: int, env: dict[str, str], *, read_body: bool) -> tuple[int, i
                "read" if read_body else "headers"]
     child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    output, errors = child.stdout.read().decode(), child.stderr.read().decode()
-    child.stdout.close()
-    child.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise BenchError(f"the download child failed:\n{errors}")
-    return int(output), usage.ru_maxrss
+    output, errors = child.communicate()
+    if child.returncode != 0:
+        raise BenchError(f"the download child failed:\n{errors.decode()}")
+    received, peak_kib = output.split()
+    return int(received), int(peak_kib)
+
+
+def _peak_rss_kib() -> int:
+    """This process's own peak resident memory, in KiB. Not ru_maxrss: a child created by
+    fork and exec inherits its parent's peak there, and the parent maps whole stamp stores."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise BenchError("no VmHWM in /proc/self/status: peak memory needs Linux")
 
 
 def _download(number: int, read_body: bool) -> int:
@@ -154,4 +210,4 @@ def _download(number: int, read_body: bool) -> int:
 
 
 if __name__ == "__main__":
-    print(_download(int(sys.argv[1]), read_body=sys.argv[2] == "read"))
+    print(_download(int(sys.argv[1]), read_body=sys.argv[2] == "read"), _peak_rss_kib())

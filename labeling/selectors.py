@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -14,7 +17,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
 from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 
-from labeling import pixel_payload, rendering, rules, stamps, surveys
+from labeling import pixel_payload, rendering, rules, stamp_store, stamps, surveys
 from labeling.errors import InvalidInput, NotFound
 from labeling.models import (
     Classification,
@@ -23,11 +26,14 @@ from labeling.models import (
     ReferenceLabelChange,
     ReferenceSet,
     Subject,
+    SubjectSet,
     SubjectWorkflowStatus,
     Volunteer,
     Workflow,
 )
 from labeling.records import ANSWERS, STAMP_KINDS
+
+logger = logging.getLogger(__name__)
 
 MAX_QUEUE_SIZE = 50
 # The tutorial shows this many reference subjects of each answer, with the experts' label.
@@ -199,6 +205,69 @@ def subject_cubes(stamp_names: Sequence[str], size: int) -> np.ndarray:
             except stamps.StampError as exc:
                 raise stamps.StampError(f"{name}: {exc}") from None
     return cubes
+
+
+def stamp_store_name(project_id: int, subject_set_id: int) -> str:
+    """The storage folder of a subject set's bulk stamp store (labeling.stamp_store), next
+    to the project's per-subject stamp files."""
+    return f"stamps/{project_id}/sets/{subject_set_id}"
+
+
+def stamp_sources(names: Sequence[str]) -> list[stamp_store.Source | None] | None:
+    """The per-subject stamp files `names` as a bulk store knows them; None when the storage
+    keeps no local files (a store is then never used). A name that could point outside the
+    storage's folder is None: a store never serves it, and reading its file refuses it."""
+    try:
+        root = default_storage.path("")
+    except NotImplementedError:
+        return None
+    # One join per name, not the storage's path(): 20,000 of those cost a second.
+    return [
+        None if name.startswith("/") or ".." in name.split("/")
+        else stamp_store.Source(name, os.path.join(root, name))
+        for name in names
+    ]
+
+
+def subject_cube_reader(subject_set_ids: Iterable[int], size: int
+                        ) -> Callable[[Sequence[str]], np.ndarray]:
+    """A reader of stamp cubes by stamp name, giving what `subject_cubes` gives, byte for
+    byte, for subjects of these subject sets: each set's bulk store serves the cubes it holds
+    verified (see labeling.stamp_store), and the rest (a store missing, stale, corrupt, or a
+    subject of another set) are read one file at a time. The stores are opened once, here."""
+    stores = []
+    for set_id, project_id in SubjectSet.objects.filter(pk__in=list(subject_set_ids)
+                                                        ).values_list("pk", "project_id"):
+        folder = stamp_sources([stamp_store_name(project_id, set_id)])
+        if folder is None:
+            break
+        try:
+            stores.append(stamp_store.open_store(Path(folder[0].path), size))
+        except stamp_store.StoreUnusable as exc:
+            logger.warning("stamp store of subject set %s not used: %s", set_id, exc)
+
+    def read(stamp_names: Sequence[str]) -> np.ndarray:
+        cubes = np.empty((len(stamp_names), 3, size, size), dtype=np.float32)
+        missing = np.ones(len(stamp_names), dtype=bool)
+        sources = stamp_sources(stamp_names) if stores else []
+        servable = np.array([source is not None for source in sources], dtype=bool)
+        for store in stores:
+            waiting = np.flatnonzero(missing & servable)
+            if not len(waiting):
+                break
+            # Fancy indexing copies: a store writes straight into `cubes` only when it is
+            # asked for every subject, as the first store usually is.
+            target = cubes if len(waiting) == len(cubes) else np.empty_like(cubes[waiting])
+            not_served = store.read_into([sources[i] for i in waiting], target)
+            if target is not cubes:
+                cubes[waiting[~not_served]] = target[~not_served]
+            missing[waiting[~not_served]] = False
+        waiting = np.flatnonzero(missing)
+        if len(waiting):
+            cubes[waiting] = subject_cubes([stamp_names[i] for i in waiting], size)
+        return cubes
+
+    return read
 
 
 def subject_pixels(subject_id: int) -> dict:

@@ -13,6 +13,7 @@ placed and the staging folder: a failed export leaves no row and no files.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -34,6 +35,7 @@ from aggregation.models import AggregationRun, LabelSet, LabelSetExport, Subject
 from aggregation.swap.ties import TIE_RULE
 from aggregation.swap.types import UNKNOWN
 from labeling import selectors as labeling_selectors
+from labeling import stamp_store_services
 from labeling.errors import InvalidInput, LabelingError
 from labeling.models import Subject, SubjectSet
 from outbox import services as outbox
@@ -53,6 +55,8 @@ STRATIFY_BY = ("origin",)
 INJECTION_ORIGIN = "injection"
 _FINE_TUNE_MAX = LabelSet._meta.get_field("fine_tune_from").max_length
 _CHUNK_ROWS = 20_000
+
+logger = logging.getLogger(__name__)
 
 
 class ExportError(InvalidInput):
@@ -257,7 +261,7 @@ def _export(run_id, options: ExportOptions, *, created_by, fine_tune_from, on_pr
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=storage.STAGING_PREFIX, dir=root))
     try:
-        reader = _cube_reader(candidates, injections, stamp_size)
+        reader = _cube_reader(candidates, injections, plan, stamp_size)
         manifest = artifact.write_artifact(
             staging / "files", splits, reader, stamp_size=stamp_size,
             description=description, on_progress=on_progress,
@@ -281,6 +285,7 @@ class _Subjects:
     external_ids: list[str]
     stamp_names: list[str]
     stamp_sizes: np.ndarray
+    subject_sets: np.ndarray
     no_stamps: int = 0
 
 
@@ -290,12 +295,12 @@ def _candidates(run: AggregationRun) -> _Subjects:
     rows = labelled.exclude(subject__stamps="").order_by("subject_id").values_list(
         "subject_id", "label", "stable", "p_real", "subject__snr", "subject__origin",
         "subject__external_id", "subject__stamps", "subject__stamp_size",
+        "subject__subject_set_id",
     )
-    ids, labels, stable, p_real, snr, origins, external_ids, stamp_names, sizes = _read_columns(
-        rows.iterator(chunk_size=_CHUNK_ROWS), 9
-    )
+    (ids, labels, stable, p_real, snr, origins, external_ids, stamp_names, sizes,
+     subject_sets) = _read_columns(rows.iterator(chunk_size=_CHUNK_ROWS), 10)
     return _subjects(ids, labels, stable, p_real, snr, origins, external_ids, stamp_names,
-                     sizes, no_stamps=labelled.filter(subject__stamps="").count())
+                     sizes, subject_sets, no_stamps=labelled.filter(subject__stamps="").count())
 
 
 def _injection_pool(run: AggregationRun, set_name: str) -> _Subjects:
@@ -318,7 +323,8 @@ def _injection_pool(run: AggregationRun, set_name: str) -> _Subjects:
     )
     # Known truth holds by definition (stable) and has no posterior (p_real NaN).
     pool = _subjects(ids, truth, [True] * len(ids), [np.nan] * len(ids), snr, origins,
-                     external_ids, stamp_names, sizes, no_stamps=0)
+                     external_ids, stamp_names, sizes, [subject_set.pk] * len(ids),
+                     no_stamps=0)
     problems = []
     if not len(pool.ids):
         problems.append("it has no subjects")
@@ -347,8 +353,8 @@ def _read_columns(rows, n_columns: int) -> list[list]:
     return columns
 
 
-def _subjects(ids, labels, stable, p_real, snr, origins, external_ids, stamp_names, sizes, *,
-              no_stamps: int) -> _Subjects:
+def _subjects(ids, labels, stable, p_real, snr, origins, external_ids, stamp_names, sizes,
+              subject_sets, *, no_stamps: int) -> _Subjects:
     return _Subjects(
         ids=np.array(ids, dtype=np.int64),
         labels=np.array(
@@ -362,6 +368,7 @@ def _subjects(ids, labels, stable, p_real, snr, origins, external_ids, stamp_nam
         external_ids=external_ids,
         stamp_names=stamp_names,
         stamp_sizes=np.array(sizes, dtype=np.int64),
+        subject_sets=np.array(subject_sets, dtype=np.int64),
         no_stamps=no_stamps,
     )
 
@@ -449,14 +456,25 @@ def _stamp_size(candidates: _Subjects, injections: _Subjects | None,
 
 
 def _cube_reader(candidates: _Subjects, injections: _Subjects | None,
-                 stamp_size: int) -> artifact.CubeReader:
+                 plan: core.LabelSetPlan, stamp_size: int) -> artifact.CubeReader:
+    """Stamps in bulk: the stores of the subject sets the plan draws from are refreshed
+    first (a no-op when current), so they serve every cube; anything they cannot serve
+    verified is read from its own file, the same bytes either way."""
     names = dict(zip(candidates.ids.tolist(), candidates.stamp_names, strict=True))
+    subject_sets = set(candidates.subject_sets[plan.selected].tolist())
     if injections is not None:
         names.update(zip(injections.ids.tolist(), injections.stamp_names, strict=True))
+        subject_sets |= set(injections.subject_sets[plan.injections].tolist())
+    try:
+        stamp_store_services.stamp_stores_refresh(sorted(subject_sets))
+    except OSError as exc:
+        # A store only makes reading faster: one that cannot be written (a full disk, a
+        # read-only folder) leaves its stamps to be read from their own files.
+        logger.warning("stamp stores not refreshed, reading stamp files one by one: %s", exc)
+    read_names = labeling_selectors.subject_cube_reader(subject_sets, stamp_size)
 
     def read(subject_ids: np.ndarray) -> np.ndarray:
-        return labeling_selectors.subject_cubes([names[i] for i in subject_ids.tolist()],
-                                                stamp_size)
+        return read_names([names[i] for i in subject_ids.tolist()])
 
     return read
 

@@ -31,14 +31,16 @@ def test_aggregation_from_postgresql(database_url):
 
 @pytest.mark.postgres
 def test_label_set_export(database_url, settings):
-    # Enough subjects that some reference subjects are left once the tutorial has taken its
-    # four (tutorial subjects calibrate nobody): with 40, every reference subject was one.
     results = Results()
-    labelsets.run(results, database_url, settings.MEDIA_ROOT, n_subjects=120)
+    # 400 subjects give each of the ten volunteers 200 answers, some on reference subjects,
+    # as at full size: at 40, no skill is learnt and nothing is labelled.
+    labelsets.run(results, database_url, settings.MEDIA_ROOT, n_subjects=400)
     figures = results.figures
-    assert figures["labelsets_run_subjects"] == 120
-    assert 0 < figures["labelsets_export_subjects"] <= 120
+    assert figures["labelsets_run_subjects"] == 400
+    assert 0 < figures["labelsets_export_subjects"] <= 400
     assert figures["labelsets_export_subjects_per_s"] > 0
+    assert figures["labelsets_export_cold_subjects_per_s"] > 0
+    assert figures["labelsets_stamps_bulk_per_s"] > 0
     assert figures["labelsets_download_peak_rss_mb"] > 0
 
 
