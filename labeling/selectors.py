@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -12,7 +12,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
-from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
+from django.db import connection
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Value
 
 from labeling import pixel_payload, rendering, rules, stamps, surveys
 from labeling.errors import InvalidInput, NotFound
@@ -25,6 +26,7 @@ from labeling.models import (
     Subject,
     SubjectWorkflowStatus,
     Volunteer,
+    VolunteerWorkflowCount,
     Workflow,
 )
 from labeling.records import ANSWERS, STAMP_KINDS
@@ -48,6 +50,41 @@ def workflow_get(workflow_id: int) -> Workflow:
         raise NotFound(f"workflow {workflow_id} does not exist") from None
 
 
+def volunteer_asking(request) -> QuerySet[Volunteer] | None:
+    """The volunteer behind a request, as a query (at most one row, none before their first
+    answer); None for a visitor without a session, who cannot have answered."""
+    if request.user.is_authenticated:
+        return Volunteer.objects.filter(user=request.user)
+    session_key = request.session.session_key
+    return Volunteer.objects.filter(session_key=session_key) if session_key else None
+
+
+def subject_queue_for_request(
+    request, workflow_id: int, *, n: int, exclude: frozenset[int] = frozenset()
+) -> SubjectQueue:
+    """`subject_queue` for whoever asks, in two statements: the workflow with the asker's
+    volunteer id and count, then the draw."""
+    workflows = Workflow.objects.filter(pk=workflow_id)
+    volunteers = volunteer_asking(request)
+    if volunteers is not None:
+        workflows = workflows.annotate(
+            asking_volunteer=Subquery(volunteers.values("pk")[:1]),
+            asking_count=Subquery(
+                VolunteerWorkflowCount.objects.filter(
+                    workflow=OuterRef("pk"), volunteer__in=volunteers.values("pk")
+                ).values("n_classified")[:1]
+            ),
+        )
+    workflow = workflows.first()
+    if workflow is None:
+        raise NotFound(f"workflow {workflow_id} does not exist")
+    return _subject_queue(
+        workflow, getattr(workflow, "asking_volunteer", None),
+        getattr(workflow, "asking_count", None) or 0, n=n, exclude=exclude,
+        rng=random.Random(),
+    )
+
+
 def subject_queue(
     *,
     volunteer: Volunteer | None,
@@ -64,45 +101,49 @@ def subject_queue(
     `finished` is true when no non-reference subject is left for this volunteer: the gold
     subjects alone are no reason to keep someone classifying.
     """
+    n_classified = 0
+    if volunteer is not None:
+        n_classified = VolunteerWorkflowCount.objects.filter(
+            volunteer=volunteer, workflow=workflow
+        ).values_list("n_classified", flat=True).first() or 0
+    return _subject_queue(workflow, None if volunteer is None else volunteer.pk, n_classified,
+                          n=n, exclude=exclude, rng=rng or random.Random())
+
+
+def _subject_queue(
+    workflow: Workflow, volunteer_id: int | None, n_classified: int, *, n: int,
+    exclude: frozenset[int], rng: random.Random,
+) -> SubjectQueue:
     if not 1 <= n <= MAX_QUEUE_SIZE:
         raise InvalidInput(f"n must be between 1 and {MAX_QUEUE_SIZE}")
-    rng = rng or random.Random()
-    # A visitor who has never answered has no Volunteer row (it is made at the first answer).
-    n_classified = 0 if volunteer is None else Classification.objects.filter(
-        workflow=workflow, volunteer=volunteer).count()
     if not workflow.active:
         return SubjectQueue([], finished=True, n_classified=n_classified)
     schedule = rules.validate_gold_schedule(workflow.gold_schedule)
     n_gold = sum(rng.random() < rules.gold_rate(n_classified + i, schedule) for i in range(n))
 
-    unseen = _servable(workflow).exclude(subject_id__in=exclude)
-    if volunteer is not None:
-        seen = Classification.objects.filter(volunteer=volunteer,
+    unseen = _servable(workflow)
+    if exclude:
+        unseen = unseen.exclude(subject_id__in=exclude)
+    if volunteer_id is not None:
+        seen = Classification.objects.filter(volunteer_id=volunteer_id,
                                              subject_id=OuterRef("subject_id"))
         unseen = unseen.exclude(Exists(seen))
-    science = unseen.exclude(IS_REFERENCE)
-    gold = _draw(unseen.filter(IS_REFERENCE), n_gold, rng)
+    # Science is drawn for every place, in the same statement as gold: the places gold
+    # cannot fill go to science, and one row tells whether any science is left.
+    science = _Pool(unseen.exclude(IS_REFERENCE), want=n)
     # The tutorial shows its examples with their answers: as gold they would measure nothing,
-    # so they are served to nobody. Only explained labels can be examples, and that check on
-    # the few drawn ids is cheap; finding the examples themselves is done only when needed.
-    if gold and _any_explained(gold):
-        examples = {example.subject_id for example in tutorial_examples(workflow)}
-        if examples.intersection(gold):
-            gold = _draw(
-                unseen.filter(IS_REFERENCE).exclude(subject_id__in=examples), n_gold, rng
-            )
-    regular = _draw(science, n - len(gold), rng)
-    if not regular and not science.exists():
+    # so they are served to nobody. The draw takes enough spare rows to skip them all, and
+    # marks the explained ones (only those can be examples), so the examples themselves are
+    # looked up only when an explained subject was drawn.
+    gold = _Pool(unseen.filter(IS_REFERENCE), want=n_gold,
+                 spare=TUTORIAL_EXAMPLES_PER_ANSWER * len(ANSWERS))
+    _draw([science, gold], rng, lambda: {example.subject_id
+                                         for example in tutorial_examples(workflow)})
+    if not science.ids:
         return SubjectQueue([], finished=True, n_classified=n_classified)
-    ids = regular + gold
+    ids = science.ids[: n - len(gold.ids)] + gold.ids
     rng.shuffle(ids)
     return SubjectQueue(ids, finished=False, n_classified=n_classified)
-
-
-def _any_explained(subject_ids: list[int]) -> bool:
-    # By subject id, so the plan is always the index on it: a handful of rows.
-    labels = ReferenceLabel.objects.counted().filter(subject_id__in=subject_ids)
-    return any(labels.values_list("explanation", flat=True))
 
 
 def workflow_finished(workflow: Workflow) -> bool:
@@ -115,6 +156,11 @@ def workflow_finished(workflow: Workflow) -> bool:
 
 # A gold subject: one some set labels Real or Bogus (an Unsure label alone is no truth).
 IS_REFERENCE = Exists(ReferenceLabel.objects.counted().filter(subject_id=OuterRef("subject_id")))
+# Only an explained reference label can make its subject a tutorial example.
+_IS_EXPLAINED = Exists(
+    ReferenceLabel.objects.counted().filter(subject_id=OuterRef("subject_id"))
+    .exclude(explanation="")
+)
 
 
 def _servable(workflow: Workflow) -> QuerySet[SubjectWorkflowStatus]:
@@ -125,30 +171,76 @@ def _servable(workflow: Workflow) -> QuerySet[SubjectWorkflowStatus]:
     )
 
 
-def _draw(statuses: QuerySet[SubjectWorkflowStatus], k: int, rng: random.Random) -> list[int]:
-    """k subject ids, highest priority first, random within a priority (by the random key).
+@dataclass
+class _Pool:
+    """One pool the queue draws from: `want` ids, highest priority first, random within a
+    priority; `spare` more rows are read per level, for ids the caller may skip."""
+
+    statuses: QuerySet[SubjectWorkflowStatus]
+    want: int
+    spare: int = 0
+    ids: list[int] = field(default_factory=list)
+    below: float | None = None  # the priority level drawn last; None before the first
+    exhausted: bool = False
+
+    def level_queries(self, start: float) -> list[QuerySet]:
+        """This pool's next priority level, as two index range scans of its random key from
+        `start`: up, then round from the bottom. The level's priority is a subquery of each."""
+        remaining = self.statuses
+        if self.below is not None:
+            remaining = remaining.filter(priority__lt=self.below)
+        top = Subquery(remaining.order_by("-priority").values("priority")[:1])
+        level = remaining.filter(priority=top).order_by("random_key")
+        limit = self.want - len(self.ids) + self.spare
+        return [
+            part.annotate(explained=_IS_EXPLAINED if self.spare else Value(False))
+            .values_list("subject_id", "priority", "random_key", "explained")[:limit]
+            for part in (level.filter(random_key__gte=start), level.filter(random_key__lt=start))
+        ]
+
+
+def _draw(pools: list[_Pool], rng: random.Random, skipped: Callable[[], set[int]]) -> None:
+    """Fill every pool's `ids`, all pools' priority levels in one statement (a UNION ALL of
+    their range scans), so a queue costs one round trip unless a level runs short.
 
     Within one priority level, an index range scan from a random key, wrapping round, draws
-    without ORDER BY random(), which would sort every candidate row on each request. The
-    level's priority is a subquery of the same statement: one round trip per level, two when
-    the scan wraps round.
-    """
-    ids: list[int] = []
-    remaining = statuses
-    while len(ids) < k:
-        top = Subquery(remaining.order_by("-priority").values("priority")[:1])
-        level = remaining.filter(priority=top).order_by("random_key").values_list(
-            "subject_id", "priority"
-        )
-        start = rng.random()
-        rows = list(level.filter(random_key__gte=start)[: k - len(ids)])
-        if len(ids) + len(rows) < k:
-            rows += level.filter(random_key__lt=start)[: k - len(ids) - len(rows)]
-        if not rows:
-            break
-        ids += [subject_id for subject_id, _ in rows]
-        remaining = remaining.filter(priority__lt=rows[0][1])
-    return ids
+    without ORDER BY random(), which would sort every candidate row on each request. Rows
+    marked explained are dropped if in `skipped()`, asked for only then."""
+    skip: set[int] | None = None
+    while pending := [pool for pool in pools if not pool.exhausted and len(pool.ids) < pool.want]:
+        queries = [(pool, rng.random()) for pool in pending]
+        parts = [part for pool, start in queries for part in pool.level_queries(start)]
+        rows = _union_all(parts)
+        for index, (pool, _) in enumerate(queries):
+            up, round_ = rows[2 * index], rows[2 * index + 1]
+            level = sorted(up, key=lambda row: row[2]) + sorted(round_, key=lambda row: row[2])
+            level = level[: pool.want - len(pool.ids) + pool.spare]
+            if not level:
+                pool.exhausted = True
+                continue
+            if skip is None and any(explained for *_, explained in level):
+                skip = skipped()
+            pool.ids += [subject_id for subject_id, *_ in level
+                         if skip is None or subject_id not in skip]
+            pool.below = level[0][1]
+        for pool in pending:
+            del pool.ids[pool.want:]
+
+
+def _union_all(parts: list[QuerySet]) -> list[list[tuple]]:
+    """Run the querysets as one statement; return each one's rows (unordered)."""
+    pieces, params = [], []
+    for index, part in enumerate(parts):
+        sql, part_params = part.query.get_compiler(using=part.db).as_sql()
+        pieces.append(f"SELECT {index} AS part, q{index}.* FROM ({sql}) AS q{index}")
+        params.extend(part_params)
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(pieces), params)
+        rows = cursor.fetchall()
+    grouped: list[list[tuple]] = [[] for _ in parts]
+    for part, *row in rows:
+        grouped[part].append(tuple(row))
+    return grouped
 
 
 def subject_image_png(subject_id: int, kind: str) -> bytes:

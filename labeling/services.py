@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -34,6 +35,7 @@ from labeling.models import (
     SubjectSet,
     SubjectWorkflowStatus,
     Volunteer,
+    VolunteerWorkflowCount,
     Workflow,
 )
 from labeling.records import (
@@ -259,10 +261,8 @@ def _subject_from_record(record: SubjectRecord, subject_set: SubjectSet) -> Subj
 
 def volunteer_lookup(request) -> Volunteer | None:
     """The volunteer behind a request, if they have answered before; writes nothing."""
-    if request.user.is_authenticated:
-        return Volunteer.objects.filter(user=request.user).first()
-    session_key = request.session.session_key
-    return Volunteer.objects.filter(session_key=session_key).first() if session_key else None
+    volunteers = selectors.volunteer_asking(request)
+    return None if volunteers is None else volunteers.first()
 
 
 def volunteer_for_request(request) -> Volunteer:
@@ -394,10 +394,11 @@ def _classification_record(
             if previous.client_id == submission.client_id:
                 return _replay_outcome(previous, volunteer, status)
         reason = _not_counted_reason(volunteer, status, answered_before=bool(earlier))
-        if not reason and _on_probation(volunteer, submission.workflow_id):
-            reason = NotCounted.PROBATION
         if reason == NotCounted.REPEAT and not store_repeats:
             raise Conflict(f"you have already classified subject {subject_id}")
+        answered_earlier = _volunteer_count_increment(volunteer.pk, submission.workflow_id)
+        if not reason and _on_probation(volunteer, answered_earlier):
+            reason = NotCounted.PROBATION
         if not reason:
             _count(status, submission.answer)
         classification = Classification.objects.create(
@@ -473,14 +474,46 @@ def _replay_outcome(
     return ClassificationOutcome(previous, created=False, subject_retired=status.retired)
 
 
-def _on_probation(volunteer: Volunteer, workflow_id: int) -> bool:
+def _on_probation(volunteer: Volunteer, answered_earlier: int) -> bool:
     """An anonymous volunteer's first `ANONYMOUS_PROBATION_ANSWERS` answers in a workflow do
     not count toward retirement: retiring a subject then takes identities with a history."""
     probation = settings.ANONYMOUS_PROBATION_ANSWERS
-    if not probation or volunteer.session_key is None:
-        return False
-    earlier = Classification.objects.filter(volunteer=volunteer, workflow_id=workflow_id)
-    return earlier[:probation].count() < probation
+    return bool(probation) and volunteer.session_key is not None and answered_earlier < probation
+
+
+_COUNT_TABLE = VolunteerWorkflowCount._meta.db_table
+
+
+def _volunteer_count_increment(volunteer_id: int, workflow_id: int) -> int:
+    """Add the answer being stored to the volunteer's count in the workflow, in its
+    transaction; return how many they had stored there before it. One upsert (PostgreSQL and
+    SQLite alike): the row is locked until commit, so two answers of one volunteer count in
+    turn, and a first answer needs no separate insert that could race."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_COUNT_TABLE} (volunteer_id, workflow_id, n_classified)"
+            " VALUES (%s, %s, 1) ON CONFLICT (volunteer_id, workflow_id)"
+            f" DO UPDATE SET n_classified = {_COUNT_TABLE}.n_classified + 1"
+            " RETURNING n_classified",
+            [volunteer_id, workflow_id],
+        )
+        return cursor.fetchone()[0] - 1
+
+
+def volunteer_counts_add(workflow_id: int, volunteer_ids: Iterable[int]) -> None:
+    """Add answers stored in bulk (imports, simulations) rather than through
+    `classification_create` to their volunteers' counts in the workflow: one volunteer id per
+    answer. Run it in the transaction that wrote them."""
+    added = Counter(volunteer_ids)
+    if not added:
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {_COUNT_TABLE} (volunteer_id, workflow_id, n_classified)"
+            " VALUES (%s, %s, %s) ON CONFLICT (volunteer_id, workflow_id)"
+            f" DO UPDATE SET n_classified = {_COUNT_TABLE}.n_classified + excluded.n_classified",
+            [(volunteer_id, workflow_id, n) for volunteer_id, n in sorted(added.items())],
+        )
 
 
 def _not_counted_reason(
