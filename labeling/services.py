@@ -271,6 +271,7 @@ def volunteer_for_request(request) -> Volunteer:
     `ANONYMOUS_IDENTITIES_PER_HOUR` anonymous identities (Throttled, 429)."""
     if request.user.is_authenticated:
         volunteer, _ = Volunteer.objects.get_or_create(user=request.user)
+        volunteer.user = request.user  # already loaded: the expert check needs no query
         return volunteer
     volunteer = volunteer_lookup(request)
     if volunteer is not None:
@@ -297,6 +298,9 @@ class ClassificationOutcome:
     classification: Classification
     created: bool
     subject_retired: bool
+    # False when the answer can earn no feedback (not a reference subject, or the workflow
+    # shows none), known from the locked status row: the reply then reads nothing more.
+    may_earn_feedback: bool = True
 
 
 def classification_submit(
@@ -422,7 +426,10 @@ def _classification_record(
                 classification.pk, submission.workflow_id, subject_id, volunteer.pk,
                 submission.answer == "real",
             ))
-    return ClassificationOutcome(classification, created=True, subject_retired=status.retired)
+    return ClassificationOutcome(
+        classification, created=True, subject_retired=status.retired,
+        may_earn_feedback=status.is_reference and status.workflow.feedback_enabled,
+    )
 
 
 def _locked_status(submission: _Submission) -> SubjectWorkflowStatus:

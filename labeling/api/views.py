@@ -106,7 +106,7 @@ class ClassificationCreateView(APIView):
         feedback = selectors.reference_feedback(
             workflow_id=outcome.classification.workflow_id,
             subject_id=outcome.classification.subject_id,
-        )
+        ) if outcome.may_earn_feedback else None
         reply = {
             "classification": outcome.classification,
             "subject_retired": outcome.subject_retired,
