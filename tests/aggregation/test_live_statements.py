@@ -1,6 +1,7 @@
 """What one answer costs the database with a live run: the statements of POST
-/api/classifications/, counted on PostgreSQL, where the live step writes the posterior and the
-skill in one statement each (`bench web` reports the same count under load)."""
+/api/classifications/, counted on PostgreSQL, where the answer, the volunteer's count and the
+subject's status are written in one statement, and the live step locks the posterior and the
+skill in one statement and writes them in one more (`bench web` counts the same)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from tests.conftest import classify, served_token, token_client
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
-# Authentication's token lookup, the volunteer, BEGIN, the subject's status locked, earlier
-# answers, the volunteer's count, the status update, the answer, the live run, the subject's
-# truth, the posterior and skill locked (one upsert), their new state (one update), COMMIT.
-SCIENCE_ANSWER_STATEMENTS = 13
+# Authentication's token lookup, the volunteer, BEGIN, the subject's status locked (with the
+# volunteer's count), earlier answers, the answer stored (with the count and the status, one
+# statement), the live run, the subject's truth, the posterior and skill locked (one upsert),
+# their new state (one update), COMMIT.
+SCIENCE_ANSWER_STATEMENTS = 11
 
 
 def _answer(client: APIClient, workflow_id: int, subject_id: int) -> list[str]:
@@ -30,7 +32,7 @@ def _answer(client: APIClient, workflow_id: int, subject_id: int) -> list[str]:
     return [query["sql"] for query in statements]
 
 
-def test_an_answer_on_a_science_subject_takes_thirteen_statements(workflow, make_user):
+def test_an_answer_on_a_science_subject_takes_eleven_statements(workflow, make_user):
     workflow.retire_agree, workflow.retire_max = 50, 50
     workflow.save()
     crowd = build_crowd(workflow, n_subjects=10, n_volunteers=2)
