@@ -174,57 +174,72 @@ def _servable(workflow: Workflow) -> QuerySet[SubjectWorkflowStatus]:
 @dataclass
 class _Pool:
     """One pool the queue draws from: `want` ids, highest priority first, random within a
-    priority; `spare` more rows are read per level, for ids the caller may skip."""
+    priority; `spare` more rows are read each time, for ids the caller may skip.
+
+    Within one priority level, an index range scan from a random key, wrapping round, draws
+    without ORDER BY random(), which would sort every candidate row on each request: the scan
+    up from the key first, and the scan round from the bottom only when that falls short."""
 
     statuses: QuerySet[SubjectWorkflowStatus]
     want: int
     spare: int = 0
     ids: list[int] = field(default_factory=list)
-    below: float | None = None  # the priority level drawn last; None before the first
+    below: float | None = None  # the last priority level drawn from; None before the first
+    start: float | None = None  # the current level's random key; None before it is drawn
+    level: float | None = None  # the current level's priority, once a row of it is seen
     exhausted: bool = False
 
-    def level_queries(self, start: float) -> list[QuerySet]:
-        """This pool's next priority level, as two index range scans of its random key from
-        `start`: up, then round from the bottom. The level's priority is a subquery of each."""
+    def pending(self) -> bool:
+        return not self.exhausted and len(self.ids) < self.want
+
+    def next_query(self, rng: random.Random) -> QuerySet:
+        """The next scan: up from a new level's random key, or round from its bottom. The
+        level's priority is a subquery of the same statement."""
         remaining = self.statuses
         if self.below is not None:
             remaining = remaining.filter(priority__lt=self.below)
         top = Subquery(remaining.order_by("-priority").values("priority")[:1])
         level = remaining.filter(priority=top).order_by("random_key")
-        limit = self.want - len(self.ids) + self.spare
-        return [
-            part.annotate(explained=_IS_EXPLAINED if self.spare else Value(False))
-            .values_list("subject_id", "priority", "random_key", "explained")[:limit]
-            for part in (level.filter(random_key__gte=start), level.filter(random_key__lt=start))
-        ]
+        if self.start is None:
+            self.start = rng.random()
+            scan = level.filter(random_key__gte=self.start)
+        else:
+            scan = level.filter(random_key__lt=self.start)
+        return scan.annotate(
+            explained=_IS_EXPLAINED if self.spare else Value(False)
+        ).values_list("subject_id", "priority", "random_key", "explained")[: self.limit()]
+
+    def limit(self) -> int:
+        return self.want - len(self.ids) + self.spare
+
+    def take(self, rows: list[tuple], skip: set[int] | None, *, wrapped: bool) -> None:
+        """Add a scan's rows; move on to the wrap, the next level down, or nothing left."""
+        limit = self.limit()
+        rows = sorted(rows, key=lambda row: row[2])
+        self.ids += [subject_id for subject_id, *_ in rows
+                     if skip is None or subject_id not in skip]
+        if rows:
+            self.level = rows[0][1]
+        if not wrapped and len(rows) < limit:
+            return  # the scan round from the bottom of this level comes next
+        if wrapped or len(rows) < limit:
+            if self.level is None:
+                self.exhausted = True  # the level was empty: nothing is left at all
+            self.below, self.start, self.level = self.level, None, None
+        del self.ids[self.want:]
 
 
 def _draw(pools: list[_Pool], rng: random.Random, skipped: Callable[[], set[int]]) -> None:
-    """Fill every pool's `ids`, all pools' priority levels in one statement (a UNION ALL of
-    their range scans), so a queue costs one round trip unless a level runs short.
-
-    Within one priority level, an index range scan from a random key, wrapping round, draws
-    without ORDER BY random(), which would sort every candidate row on each request. Rows
-    marked explained are dropped if in `skipped()`, asked for only then."""
+    """Fill every pool's `ids`, one scan of each pool per statement: one statement unless a
+    scan falls short. Rows marked explained are dropped if in `skipped()`, asked only then."""
     skip: set[int] | None = None
-    while pending := [pool for pool in pools if not pool.exhausted and len(pool.ids) < pool.want]:
-        queries = [(pool, rng.random()) for pool in pending]
-        parts = [part for pool, start in queries for part in pool.level_queries(start)]
-        rows = _union_all(parts)
-        for index, (pool, _) in enumerate(queries):
-            up, round_ = rows[2 * index], rows[2 * index + 1]
-            level = sorted(up, key=lambda row: row[2]) + sorted(round_, key=lambda row: row[2])
-            level = level[: pool.want - len(pool.ids) + pool.spare]
-            if not level:
-                pool.exhausted = True
-                continue
-            if skip is None and any(explained for *_, explained in level):
-                skip = skipped()
-            pool.ids += [subject_id for subject_id, *_ in level
-                         if skip is None or subject_id not in skip]
-            pool.below = level[0][1]
-        for pool in pending:
-            del pool.ids[pool.want:]
+    while pending := [pool for pool in pools if pool.pending()]:
+        wrapped = [pool.start is not None for pool in pending]
+        rows = _union_all([pool.next_query(rng) for pool in pending])
+        if skip is None and any(explained for part in rows for *_, explained in part):
+            skip = skipped()
+        for pool, part, wraps in zip(pending, rows, wrapped, strict=True):
+            pool.take(part, skip, wrapped=wraps)
 
 
 def _union_all(parts: list[QuerySet]) -> list[list[tuple]]:

@@ -136,9 +136,14 @@ def test_reference_subjects_are_injected_at_the_scheduled_rate(workflow):
     assert gold_fraction(workflow, newcomer, reference_ids) == 0.0
 
 
-def test_one_queue_request_is_two_statements_after_authentication(workflow, make_user):
+@pytest.mark.parametrize(("random_key", "statements"), [(1.0, 3), (0.0, 4)])
+def test_one_queue_request_is_two_statements_after_authentication(
+    workflow, make_user, random_key, statements
+):
     """The workflow with the volunteer's id and count, then one draw of science and gold
-    together; the token lookup is authentication's. No count of the volunteer's answers."""
+    together; the token lookup is authentication's. No count of the volunteer's answers.
+    A draw wraps round (one statement more) only when the scan up from its random start
+    falls short: never with every key at 1.0, always with every key at 0.0."""
     ids = add_subjects(workflow, 40)
     team = services.expert_team_get_or_create("rubin")
     reference_set = services.reference_set_get_or_create(name="rubin", team=team)
@@ -146,12 +151,13 @@ def test_one_queue_request_is_two_statements_after_authentication(workflow, make
     client = token_client(make_user("v"))
     for subject in queue(client, workflow, n=5)["subjects"]:
         assert classify(client, workflow.pk, subject["id"], "real").status_code == 201
+    SubjectWorkflowStatus.objects.update(random_key=random_key)
     for _ in range(5):
-        with CaptureQueriesContext(connection) as statements:
+        with CaptureQueriesContext(connection) as captured:
             body = queue(client, workflow, n=10)
         assert len(body["subjects"]) == 10
         assert body["n_classified"] == 5
-        assert len(statements) == 3, [query["sql"] for query in statements]
+        assert len(captured) == statements, [query["sql"] for query in captured]
 
 
 @pytest.mark.parametrize("n_answers", [0, 1, 7])
