@@ -400,9 +400,10 @@ def live_apply(answer: hooks.StoredAnswer) -> None:
     """Apply one stored answer to its workflow's live run, if it has one, in the caller's
     transaction. The caller holds the subject's status lock; the posterior row and then the
     skill row are locked in that order, so concurrent answers cannot deadlock."""
+    # With its workflow: a reference subject's truth asks for the workflow's tutorial.
     run = AggregationRun.objects.filter(workflow_id=answer.workflow_id, live=True).only(
         "pk", "workflow", "parameters", "reference_name", "summary"
-    ).first()
+    ).select_related("workflow").first()
     if run is None:
         return
     params = SwapParams(**run.parameters)
@@ -412,8 +413,7 @@ def live_apply(answer: hooks.StoredAnswer) -> None:
 
 def _apply(run, params: SwapParams, subject_id: int, volunteer_id: int, says_real: bool,
            truth: int) -> None:
-    posterior = _locked_posterior(run, subject_id, params)
-    skill = _locked_skill(run, volunteer_id, params)
+    posterior, skill = _locked_state(run, subject_id, volunteer_id, params)
     subject_state = SubjectState(
         log_odds=posterior.log_odds, trajectory=tuple(posterior.trajectory),
         n_counted=posterior.n_counted,
@@ -424,8 +424,9 @@ def _apply(run, params: SwapParams, subject_id: int, volunteer_id: int, says_rea
     subject_state, volunteer_state = online_step(
         subject_state, volunteer_state, says_real, truth, params
     )
-    _save_posterior(posterior, subject_state, params)
-    _save_skill(skill, volunteer_state, params)
+    _set_posterior(posterior, subject_state, params)
+    _set_skill(skill, volunteer_state, params)
+    _save_state(posterior, skill)
 
 
 def _go_live(run: AggregationRun) -> None:
@@ -505,37 +506,93 @@ def live_rebuild_for_subjects(subject_ids: list[int]) -> None:
         live_rebuild(workflow, triggered_by="reference labels")
 
 
-def _locked_posterior(run, subject_id: int, params: SwapParams) -> SubjectPosterior:
-    """The run's posterior row for the subject, created at the prior if new, locked: one
-    statement (an upsert that touches the row locks it and returns it)."""
+# The live step's row writes, one statement each on PostgreSQL (the posterior's and the skill's
+# upserts as two data-modifying CTEs of one statement, then their updates likewise): they are
+# most of an answer's round trips. SQLite has no data-modifying CTEs: a statement per row.
+_POSTERIOR, _SKILL = SubjectPosterior._meta.db_table, VolunteerSkill._meta.db_table
+_POSTERIOR_UPSERT = (
+    f"INSERT INTO {_POSTERIOR} (run_id, subject_id, p_real, log_odds, trajectory, n_counted,"
+    " label, stable) VALUES (%s, %s, %s, %s, '[]', 0, '', false)"
+    " ON CONFLICT (run_id, subject_id) DO UPDATE SET run_id = EXCLUDED.run_id"
+)
+_SKILL_UPSERT = (
+    f"INSERT INTO {_SKILL} (run_id, volunteer_id, p_real, p_bogus, n_real_seen,"
+    " n_real_correct, n_bogus_seen, n_bogus_correct, n_classifications, contributes)"
+    " VALUES (%s, %s, %s, %s, 0, 0, 0, 0, 0, false)"
+    " ON CONFLICT (run_id, volunteer_id) DO UPDATE SET run_id = EXCLUDED.run_id"
+)
+_POSTERIOR_STATE = ("p_real", "log_odds", "trajectory", "n_counted", "label", "stable")
+_SKILL_STATE = ("p_real", "p_bogus", "n_real_seen", "n_real_correct", "n_bogus_seen",
+                "n_bogus_correct", "n_classifications", "contributes")
+
+
+def _locked_state(
+    run, subject_id: int, volunteer_id: int, params: SwapParams
+) -> tuple[SubjectPosterior, VolunteerSkill]:
+    """The run's posterior row for the subject (created at the prior if new) and skill row for
+    the volunteer (created with no history if new), both locked: an upsert that touches a row
+    locks it and returns it. The caller holds the subject's status lock, so no other answer
+    waits on this posterior while holding the skill: no deadlock, whatever the order."""
     initial = SubjectState.initial(params)
-    table = SubjectPosterior._meta.db_table
-    (row,) = SubjectPosterior.objects.raw(
-        f"INSERT INTO {table} (run_id, subject_id, p_real, log_odds, trajectory, n_counted,"
-        " label, stable) VALUES (%s, %s, %s, %s, '[]', 0, '', false)"
-        " ON CONFLICT (run_id, subject_id) DO UPDATE SET run_id = EXCLUDED.run_id"
-        f" RETURNING {table}.*",
-        [run.pk, subject_id, initial.p_real, initial.log_odds],
-    )
-    return row
+    posterior_params = [run.pk, subject_id, initial.p_real, initial.log_odds]
+    skill_params = [run.pk, volunteer_id, *VolunteerState().skills(params)]
+    if connection.vendor != "postgresql":
+        (posterior,) = SubjectPosterior.objects.raw(
+            f"{_POSTERIOR_UPSERT} RETURNING *", posterior_params)
+        (skill,) = VolunteerSkill.objects.raw(f"{_SKILL_UPSERT} RETURNING *",
+                                              skill_params)
+        return posterior, skill
+    posterior_columns = [field.column for field in SubjectPosterior._meta.concrete_fields]
+    skill_columns = [field.column for field in VolunteerSkill._meta.concrete_fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH posterior AS ({_POSTERIOR_UPSERT} RETURNING {', '.join(posterior_columns)}),"
+            f" skill AS ({_SKILL_UPSERT} RETURNING {', '.join(skill_columns)})"
+            " SELECT posterior.*, skill.* FROM posterior, skill",
+            posterior_params + skill_params,
+        )
+        row = cursor.fetchone()
+    posterior = SubjectPosterior.from_db(
+        connection.alias, posterior_columns,
+        _from_db(SubjectPosterior, row[: len(posterior_columns)]))
+    skill = VolunteerSkill.from_db(connection.alias, skill_columns,
+                                   _from_db(VolunteerSkill, row[len(posterior_columns):]))
+    return posterior, skill
 
 
-def _locked_skill(run, volunteer_id: int, params: SwapParams) -> VolunteerSkill:
-    """The run's skill row for the volunteer, created with no history if new, locked."""
-    p_real, p_bogus = VolunteerState().skills(params)
-    table = VolunteerSkill._meta.db_table
-    (row,) = VolunteerSkill.objects.raw(
-        f"INSERT INTO {table} (run_id, volunteer_id, p_real, p_bogus, n_real_seen,"
-        " n_real_correct, n_bogus_seen, n_bogus_correct, n_classifications, contributes)"
-        " VALUES (%s, %s, %s, %s, 0, 0, 0, 0, 0, false)"
-        " ON CONFLICT (run_id, volunteer_id) DO UPDATE SET run_id = EXCLUDED.run_id"
-        f" RETURNING {table}.*",
-        [run.pk, volunteer_id, p_real, p_bogus],
-    )
-    return row
+def _from_db(model, values) -> list:
+    """Raw column values as the model's fields read them (JSON text to lists, and so on)."""
+    out = []
+    for field, value in zip(model._meta.concrete_fields, values, strict=True):
+        for converter in field.get_db_converters(connection):
+            value = converter(value, field, connection)
+        out.append(value)
+    return out
 
 
-def _save_posterior(posterior: SubjectPosterior, state: SubjectState, params: SwapParams) -> None:
+def _save_state(posterior: SubjectPosterior, skill: VolunteerSkill) -> None:
+    if connection.vendor != "postgresql":
+        posterior.save(update_fields=_POSTERIOR_STATE)
+        skill.save(update_fields=_SKILL_STATE)
+        return
+    posterior_values = _prepared(posterior, _POSTERIOR_STATE)
+    skill_values = _prepared(skill, _SKILL_STATE)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH posterior AS (UPDATE {_POSTERIOR} SET"
+            f" {', '.join(f'{name} = %s' for name in _POSTERIOR_STATE)} WHERE id = %s)"
+            f" UPDATE {_SKILL} SET {', '.join(f'{name} = %s' for name in _SKILL_STATE)}"
+            " WHERE id = %s",
+            [*posterior_values, posterior.pk, *skill_values, skill.pk],
+        )
+
+
+def _prepared(instance, names: tuple[str, ...]) -> list:
+    return [instance._meta.get_field(name).get_db_prep_save(getattr(instance, name), connection)
+            for name in names]
+
+
+def _set_posterior(posterior: SubjectPosterior, state: SubjectState, params: SwapParams) -> None:
     trajectory = np.array(state.trajectory, dtype=np.float64)
     p_real = np.array([state.p_real])
     unstable, stable = stability_labels(
@@ -545,16 +602,14 @@ def _save_posterior(posterior: SubjectPosterior, state: SubjectState, params: Sw
     posterior.trajectory, posterior.n_counted = list(state.trajectory), state.n_counted
     posterior.label = _LABEL_NAMES[int(unstable[0])]
     posterior.stable = bool(stable[0] != UNKNOWN)
-    posterior.save()
 
 
-def _save_skill(skill: VolunteerSkill, state: VolunteerState, params: SwapParams) -> None:
+def _set_skill(skill: VolunteerSkill, state: VolunteerState, params: SwapParams) -> None:
     skill.p_real, skill.p_bogus = state.skills(params)
     skill.n_real_seen, skill.n_real_correct = state.n_real_seen, state.n_real_correct
     skill.n_bogus_seen, skill.n_bogus_correct = state.n_bogus_seen, state.n_bogus_correct
     skill.n_classifications += 1
     skill.contributes = state.contributes(params)
-    skill.save()
 
 
 # --- the periodic batch run --------------------------------------------------------------------

@@ -233,7 +233,9 @@ def load(database_url: str, season: Season) -> tuple[int, list[str], dict[str, f
             conn.execute("SET session_replication_role = replica")
         _copy_classifications(conn, workflow.pk, subject_ids, volunteer_ids, season)
         conn.commit()
-        timings["rubin_load_classifications_s"] = time.monotonic() - started
+    # What classification_create keeps per answer: each volunteer's count, for the queue.
+    services.volunteer_counts_add(workflow.pk, volunteer_ids[season.volunteer].tolist())
+    timings["rubin_load_classifications_s"] = time.monotonic() - started
 
     started = time.monotonic()
     # VACUUM as well as ANALYZE: autovacuum keeps the visibility map of a live, insert-only
@@ -241,7 +243,7 @@ def load(database_url: str, season: Season) -> tuple[int, list[str], dict[str, f
     with connect(database_url, autocommit=True) as conn:
         for table in ("labeling_classification", "labeling_subjectworkflowstatus",
                       "labeling_subject", "labeling_referencelabel", "labeling_volunteer",
-                      "authtoken_token", "auth_user"):
+                      "labeling_volunteerworkflowcount", "authtoken_token", "auth_user"):
             conn.execute(f"VACUUM ANALYZE {table}")
     timings["rubin_vacuum_analyze_s"] = time.monotonic() - started
     return workflow.pk, [token for _, token in volunteers], timings

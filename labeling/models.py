@@ -285,6 +285,25 @@ class Classification(models.Model):
         return f"{self.answer} on {self.subject_id} by {self.volunteer_id}"
 
 
+class VolunteerWorkflowCount(models.Model):
+    """How many answers a volunteer has stored in a workflow (counted or not): the gold
+    schedule's input, kept in the transaction that stores each answer (and recounted by the
+    bulk imports), so the queue reads one row instead of counting a volunteer's answers."""
+
+    volunteer = models.ForeignKey(Volunteer, on_delete=models.CASCADE, related_name="+")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    n_classified = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["volunteer", "workflow"],
+                                    name="count_per_volunteer_workflow")
+        ]
+
+    def __str__(self):
+        return f"{self.volunteer_id} in {self.workflow_id}: {self.n_classified}"
+
+
 class ExpertTeam(models.Model):
     """A named team of experts (`rubin`, `oxford`); membership is its Django group."""
 

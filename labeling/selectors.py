@@ -6,7 +6,7 @@ import logging
 import os
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +15,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
-from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
+from django.db import connection
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Value
 
 from labeling import pixel_payload, rendering, rules, stamp_store, stamps, surveys
 from labeling.errors import InvalidInput, NotFound
@@ -29,6 +30,7 @@ from labeling.models import (
     SubjectSet,
     SubjectWorkflowStatus,
     Volunteer,
+    VolunteerWorkflowCount,
     Workflow,
 )
 from labeling.records import ANSWERS, STAMP_KINDS
@@ -54,6 +56,41 @@ def workflow_get(workflow_id: int) -> Workflow:
         raise NotFound(f"workflow {workflow_id} does not exist") from None
 
 
+def volunteer_asking(request) -> QuerySet[Volunteer] | None:
+    """The volunteer behind a request, as a query (at most one row, none before their first
+    answer); None for a visitor without a session, who cannot have answered."""
+    if request.user.is_authenticated:
+        return Volunteer.objects.filter(user=request.user)
+    session_key = request.session.session_key
+    return Volunteer.objects.filter(session_key=session_key) if session_key else None
+
+
+def subject_queue_for_request(
+    request, workflow_id: int, *, n: int, exclude: frozenset[int] = frozenset()
+) -> SubjectQueue:
+    """`subject_queue` for whoever asks, in two statements: the workflow with the asker's
+    volunteer id and count, then the draw."""
+    workflows = Workflow.objects.filter(pk=workflow_id)
+    volunteers = volunteer_asking(request)
+    if volunteers is not None:
+        workflows = workflows.annotate(
+            asking_volunteer=Subquery(volunteers.values("pk")[:1]),
+            asking_count=Subquery(
+                VolunteerWorkflowCount.objects.filter(
+                    workflow=OuterRef("pk"), volunteer__in=volunteers.values("pk")
+                ).values("n_classified")[:1]
+            ),
+        )
+    workflow = workflows.first()
+    if workflow is None:
+        raise NotFound(f"workflow {workflow_id} does not exist")
+    return _subject_queue(
+        workflow, getattr(workflow, "asking_volunteer", None),
+        getattr(workflow, "asking_count", None) or 0, n=n, exclude=exclude,
+        rng=random.Random(),
+    )
+
+
 def subject_queue(
     *,
     volunteer: Volunteer | None,
@@ -70,45 +107,49 @@ def subject_queue(
     `finished` is true when no non-reference subject is left for this volunteer: the gold
     subjects alone are no reason to keep someone classifying.
     """
+    n_classified = 0
+    if volunteer is not None:
+        n_classified = VolunteerWorkflowCount.objects.filter(
+            volunteer=volunteer, workflow=workflow
+        ).values_list("n_classified", flat=True).first() or 0
+    return _subject_queue(workflow, None if volunteer is None else volunteer.pk, n_classified,
+                          n=n, exclude=exclude, rng=rng or random.Random())
+
+
+def _subject_queue(
+    workflow: Workflow, volunteer_id: int | None, n_classified: int, *, n: int,
+    exclude: frozenset[int], rng: random.Random,
+) -> SubjectQueue:
     if not 1 <= n <= MAX_QUEUE_SIZE:
         raise InvalidInput(f"n must be between 1 and {MAX_QUEUE_SIZE}")
-    rng = rng or random.Random()
-    # A visitor who has never answered has no Volunteer row (it is made at the first answer).
-    n_classified = 0 if volunteer is None else Classification.objects.filter(
-        workflow=workflow, volunteer=volunteer).count()
     if not workflow.active:
         return SubjectQueue([], finished=True, n_classified=n_classified)
     schedule = rules.validate_gold_schedule(workflow.gold_schedule)
     n_gold = sum(rng.random() < rules.gold_rate(n_classified + i, schedule) for i in range(n))
 
-    unseen = _servable(workflow).exclude(subject_id__in=exclude)
-    if volunteer is not None:
-        seen = Classification.objects.filter(volunteer=volunteer,
+    unseen = _servable(workflow)
+    if exclude:
+        unseen = unseen.exclude(subject_id__in=exclude)
+    if volunteer_id is not None:
+        seen = Classification.objects.filter(volunteer_id=volunteer_id,
                                              subject_id=OuterRef("subject_id"))
         unseen = unseen.exclude(Exists(seen))
-    science = unseen.exclude(IS_REFERENCE)
-    gold = _draw(unseen.filter(IS_REFERENCE), n_gold, rng)
+    # Science is drawn for every place, in the same statement as gold: the places gold
+    # cannot fill go to science, and one row tells whether any science is left.
+    science = _Pool(unseen.exclude(IS_REFERENCE), want=n)
     # The tutorial shows its examples with their answers: as gold they would measure nothing,
-    # so they are served to nobody. Only explained labels can be examples, and that check on
-    # the few drawn ids is cheap; finding the examples themselves is done only when needed.
-    if gold and _any_explained(gold):
-        examples = {example.subject_id for example in tutorial_examples(workflow)}
-        if examples.intersection(gold):
-            gold = _draw(
-                unseen.filter(IS_REFERENCE).exclude(subject_id__in=examples), n_gold, rng
-            )
-    regular = _draw(science, n - len(gold), rng)
-    if not regular and not science.exists():
+    # so they are served to nobody. The draw takes enough spare rows to skip them all, and
+    # marks the explained ones (only those can be examples), so the examples themselves are
+    # looked up only when an explained subject was drawn.
+    gold = _Pool(unseen.filter(IS_REFERENCE), want=n_gold,
+                 spare=TUTORIAL_EXAMPLES_PER_ANSWER * len(ANSWERS))
+    _draw([science, gold], rng, lambda: {example.subject_id
+                                         for example in tutorial_examples(workflow)})
+    if not science.ids:
         return SubjectQueue([], finished=True, n_classified=n_classified)
-    ids = regular + gold
+    ids = science.ids[: n - len(gold.ids)] + gold.ids
     rng.shuffle(ids)
     return SubjectQueue(ids, finished=False, n_classified=n_classified)
-
-
-def _any_explained(subject_ids: list[int]) -> bool:
-    # By subject id, so the plan is always the index on it: a handful of rows.
-    labels = ReferenceLabel.objects.counted().filter(subject_id__in=subject_ids)
-    return any(labels.values_list("explanation", flat=True))
 
 
 def workflow_finished(workflow: Workflow) -> bool:
@@ -121,6 +162,11 @@ def workflow_finished(workflow: Workflow) -> bool:
 
 # A gold subject: one some set labels Real or Bogus (an Unsure label alone is no truth).
 IS_REFERENCE = Exists(ReferenceLabel.objects.counted().filter(subject_id=OuterRef("subject_id")))
+# Only an explained reference label can make its subject a tutorial example.
+_IS_EXPLAINED = Exists(
+    ReferenceLabel.objects.counted().filter(subject_id=OuterRef("subject_id"))
+    .exclude(explanation="")
+)
 
 
 def _servable(workflow: Workflow) -> QuerySet[SubjectWorkflowStatus]:
@@ -131,30 +177,91 @@ def _servable(workflow: Workflow) -> QuerySet[SubjectWorkflowStatus]:
     )
 
 
-def _draw(statuses: QuerySet[SubjectWorkflowStatus], k: int, rng: random.Random) -> list[int]:
-    """k subject ids, highest priority first, random within a priority (by the random key).
+@dataclass
+class _Pool:
+    """One pool the queue draws from: `want` ids, highest priority first, random within a
+    priority; `spare` more rows are read each time, for ids the caller may skip.
 
     Within one priority level, an index range scan from a random key, wrapping round, draws
-    without ORDER BY random(), which would sort every candidate row on each request. The
-    level's priority is a subquery of the same statement: one round trip per level, two when
-    the scan wraps round.
-    """
-    ids: list[int] = []
-    remaining = statuses
-    while len(ids) < k:
+    without ORDER BY random(), which would sort every candidate row on each request: the scan
+    up from the key first, and the scan round from the bottom only when that falls short."""
+
+    statuses: QuerySet[SubjectWorkflowStatus]
+    want: int
+    spare: int = 0
+    ids: list[int] = field(default_factory=list)
+    below: float | None = None  # the last priority level drawn from; None before the first
+    start: float | None = None  # the current level's random key; None before it is drawn
+    level: float | None = None  # the current level's priority, once a row of it is seen
+    exhausted: bool = False
+
+    def pending(self) -> bool:
+        return not self.exhausted and len(self.ids) < self.want
+
+    def next_query(self, rng: random.Random) -> QuerySet:
+        """The next scan: up from a new level's random key, or round from its bottom. The
+        level's priority is a subquery of the same statement."""
+        remaining = self.statuses
+        if self.below is not None:
+            remaining = remaining.filter(priority__lt=self.below)
         top = Subquery(remaining.order_by("-priority").values("priority")[:1])
-        level = remaining.filter(priority=top).order_by("random_key").values_list(
-            "subject_id", "priority"
-        )
-        start = rng.random()
-        rows = list(level.filter(random_key__gte=start)[: k - len(ids)])
-        if len(ids) + len(rows) < k:
-            rows += level.filter(random_key__lt=start)[: k - len(ids) - len(rows)]
-        if not rows:
-            break
-        ids += [subject_id for subject_id, _ in rows]
-        remaining = remaining.filter(priority__lt=rows[0][1])
-    return ids
+        level = remaining.filter(priority=top).order_by("random_key")
+        if self.start is None:
+            self.start = rng.random()
+            scan = level.filter(random_key__gte=self.start)
+        else:
+            scan = level.filter(random_key__lt=self.start)
+        return scan.annotate(
+            explained=_IS_EXPLAINED if self.spare else Value(False)
+        ).values_list("subject_id", "priority", "random_key", "explained")[: self.limit()]
+
+    def limit(self) -> int:
+        return self.want - len(self.ids) + self.spare
+
+    def take(self, rows: list[tuple], skip: set[int] | None, *, wrapped: bool) -> None:
+        """Add a scan's rows; move on to the wrap, the next level down, or nothing left."""
+        limit = self.limit()
+        rows = sorted(rows, key=lambda row: row[2])
+        self.ids += [subject_id for subject_id, *_ in rows
+                     if skip is None or subject_id not in skip]
+        if rows:
+            self.level = rows[0][1]
+        if not wrapped and len(rows) < limit:
+            return  # the scan round from the bottom of this level comes next
+        if wrapped or len(rows) < limit:
+            if self.level is None:
+                self.exhausted = True  # the level was empty: nothing is left at all
+            self.below, self.start, self.level = self.level, None, None
+        del self.ids[self.want:]
+
+
+def _draw(pools: list[_Pool], rng: random.Random, skipped: Callable[[], set[int]]) -> None:
+    """Fill every pool's `ids`, one scan of each pool per statement: one statement unless a
+    scan falls short. Rows marked explained are dropped if in `skipped()`, asked only then."""
+    skip: set[int] | None = None
+    while pending := [pool for pool in pools if pool.pending()]:
+        wrapped = [pool.start is not None for pool in pending]
+        rows = _union_all([pool.next_query(rng) for pool in pending])
+        if skip is None and any(explained for part in rows for *_, explained in part):
+            skip = skipped()
+        for pool, part, wraps in zip(pending, rows, wrapped, strict=True):
+            pool.take(part, skip, wrapped=wraps)
+
+
+def _union_all(parts: list[QuerySet]) -> list[list[tuple]]:
+    """Run the querysets as one statement; return each one's rows (unordered)."""
+    pieces, params = [], []
+    for index, part in enumerate(parts):
+        sql, part_params = part.query.get_compiler(using=part.db).as_sql()
+        pieces.append(f"SELECT {index} AS part, q{index}.* FROM ({sql}) AS q{index}")
+        params.extend(part_params)
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(pieces), params)
+        rows = cursor.fetchall()
+    grouped: list[list[tuple]] = [[] for _ in parts]
+    for part, *row in rows:
+        grouped[part].append(tuple(row))
+    return grouped
 
 
 def subject_image_png(subject_id: int, kind: str) -> bytes:

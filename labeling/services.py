@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,8 +17,9 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
-from django.db import DataError, IntegrityError, transaction
-from django.db.models import Q
+from django.db import DataError, IntegrityError, connection, transaction
+from django.db.models import Q, Subquery
+from django.db.models.sql import InsertQuery, UpdateQuery
 from django.utils import timezone
 
 from labeling import hooks, roles, rules, selectors, serving, stamps, throttle
@@ -34,6 +36,7 @@ from labeling.models import (
     SubjectSet,
     SubjectWorkflowStatus,
     Volunteer,
+    VolunteerWorkflowCount,
     Workflow,
 )
 from labeling.records import (
@@ -259,10 +262,8 @@ def _subject_from_record(record: SubjectRecord, subject_set: SubjectSet) -> Subj
 
 def volunteer_lookup(request) -> Volunteer | None:
     """The volunteer behind a request, if they have answered before; writes nothing."""
-    if request.user.is_authenticated:
-        return Volunteer.objects.filter(user=request.user).first()
-    session_key = request.session.session_key
-    return Volunteer.objects.filter(session_key=session_key).first() if session_key else None
+    volunteers = selectors.volunteer_asking(request)
+    return None if volunteers is None else volunteers.first()
 
 
 def volunteer_for_request(request) -> Volunteer:
@@ -271,6 +272,7 @@ def volunteer_for_request(request) -> Volunteer:
     `ANONYMOUS_IDENTITIES_PER_HOUR` anonymous identities (Throttled, 429)."""
     if request.user.is_authenticated:
         volunteer, _ = Volunteer.objects.get_or_create(user=request.user)
+        volunteer.user = request.user  # already loaded: the expert check needs no query
         return volunteer
     volunteer = volunteer_lookup(request)
     if volunteer is not None:
@@ -297,6 +299,9 @@ class ClassificationOutcome:
     classification: Classification
     created: bool
     subject_retired: bool
+    # False when the answer can earn no feedback (not a reference subject, or the workflow
+    # shows none), known from the locked status row: the reply then reads nothing more.
+    may_earn_feedback: bool = True
 
 
 def classification_submit(
@@ -399,13 +404,13 @@ def _classification_record(
             if previous.client_id == submission.client_id:
                 return _replay_outcome(previous, volunteer, status)
         reason = _not_counted_reason(volunteer, status, answered_before=bool(earlier))
-        if not reason and _on_probation(volunteer, submission.workflow_id):
-            reason = NotCounted.PROBATION
         if reason == NotCounted.REPEAT and not store_repeats:
             raise Conflict(f"you have already classified subject {subject_id}")
+        if not reason and _on_probation(volunteer, status.volunteer_answered or 0):
+            reason = NotCounted.PROBATION
         if not reason:
             _count(status, submission.answer)
-        classification = Classification.objects.create(
+        classification = Classification(
             client_id=submission.client_id,
             volunteer=volunteer,
             subject_id=subject_id,
@@ -420,13 +425,17 @@ def _classification_record(
             counted=not reason,
             not_counted_reason=reason,
         )
+        _store(classification, status if not reason else None)
         if submission.live_update and rules.swap_reads(reason):
             # In this transaction: the live state changes if and only if the answer is stored.
             hooks.answer_stored(hooks.StoredAnswer(
                 classification.pk, submission.workflow_id, subject_id, volunteer.pk,
                 submission.answer == "real",
             ))
-    return ClassificationOutcome(classification, created=True, subject_retired=status.retired)
+    return ClassificationOutcome(
+        classification, created=True, subject_retired=status.retired,
+        may_earn_feedback=status.is_reference and status.workflow.feedback_enabled,
+    )
 
 
 def _locked_status(submission: _Submission) -> SubjectWorkflowStatus:
@@ -437,7 +446,13 @@ def _locked_status(submission: _Submission) -> SubjectWorkflowStatus:
             SubjectWorkflowStatus.objects.select_for_update(of=("self",))
             .select_related("workflow")
             .annotate(
-                is_reference=selectors.IS_REFERENCE
+                is_reference=selectors.IS_REFERENCE,
+                # For probation: how many answers the volunteer had stored in the workflow.
+                volunteer_answered=Subquery(
+                    VolunteerWorkflowCount.objects.filter(
+                        volunteer=submission.volunteer, workflow_id=submission.workflow_id
+                    ).values("n_classified")[:1]
+                ),
             )
             .get(workflow_id=submission.workflow_id, subject_id=submission.subject_id)
         )
@@ -447,7 +462,11 @@ def _locked_status(submission: _Submission) -> SubjectWorkflowStatus:
         ) from None
 
 
+_STATUS_COUNTED = ("n_counted", "first_answer", "unanimous", "retired", "retired_at")
+
+
 def _count(status: SubjectWorkflowStatus, answer: str) -> None:
+    """Apply the retirement rule to the status row in memory; `_store` writes it."""
     state, retires = rules.advance(status.retirement_state, answer, status.workflow.retirement_rule)
     status.n_counted = state.n_counted
     status.first_answer = state.first_answer
@@ -456,7 +475,39 @@ def _count(status: SubjectWorkflowStatus, answer: str) -> None:
     if retires and not status.is_reference:
         status.retired = True
         status.retired_at = timezone.now()
-    status.save(update_fields=["n_counted", "first_answer", "unanimous", "retired", "retired_at"])
+
+
+def _store(classification: Classification, counted: SubjectWorkflowStatus | None) -> None:
+    """Write the answer, the volunteer's count and (when it counted) the subject's new status.
+
+    On PostgreSQL the three are one statement, the count and the status as data-modifying
+    CTEs of the answer's INSERT, each built by the ORM: one round trip instead of three.
+    """
+    if connection.vendor != "postgresql":
+        _volunteer_count_increment(classification.volunteer_id, classification.workflow_id)
+        if counted is not None:
+            counted.save(update_fields=_STATUS_COUNTED)
+        classification.save(force_insert=True)
+        return
+    ctes = [f"answered AS ({_COUNT_INCREMENT})"]
+    params = [classification.volunteer_id, classification.workflow_id]
+    if counted is not None:
+        update = UpdateQuery(SubjectWorkflowStatus)
+        update.add_update_values({name: getattr(counted, name) for name in _STATUS_COUNTED})
+        update.add_filter("pk", counted.pk)
+        update_sql, update_params = update.get_compiler(connection.alias).as_sql()
+        ctes.append(f"status AS ({update_sql})")
+        params += update_params
+    fields = [field for field in Classification._meta.concrete_fields if not field.primary_key]
+    insert = InsertQuery(Classification)
+    insert.insert_values(fields, [classification])
+    compiler = insert.get_compiler(connection.alias)
+    compiler.returning_fields = [Classification._meta.pk]
+    ((insert_sql, insert_params),) = compiler.as_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(ctes)} {insert_sql}", [*params, *insert_params])
+        classification.pk = cursor.fetchone()[0]
+    classification._state.adding = False
 
 
 def _replay(volunteer: Volunteer, client_id: uuid.UUID) -> ClassificationOutcome | None:
@@ -478,14 +529,45 @@ def _replay_outcome(
     return ClassificationOutcome(previous, created=False, subject_retired=status.retired)
 
 
-def _on_probation(volunteer: Volunteer, workflow_id: int) -> bool:
+def _on_probation(volunteer: Volunteer, answered_earlier: int) -> bool:
     """An anonymous volunteer's first `ANONYMOUS_PROBATION_ANSWERS` answers in a workflow do
     not count toward retirement: retiring a subject then takes identities with a history."""
     probation = settings.ANONYMOUS_PROBATION_ANSWERS
-    if not probation or volunteer.session_key is None:
-        return False
-    earlier = Classification.objects.filter(volunteer=volunteer, workflow_id=workflow_id)
-    return earlier[:probation].count() < probation
+    return bool(probation) and volunteer.session_key is not None and answered_earlier < probation
+
+
+_COUNT_TABLE = VolunteerWorkflowCount._meta.db_table
+
+
+# Add one answer to a volunteer's count in a workflow: an upsert (PostgreSQL and SQLite
+# alike), so a first answer needs no separate insert that could race; the row stays locked
+# until commit, so one volunteer's answers count in turn.
+_COUNT_INCREMENT = (
+    f"INSERT INTO {_COUNT_TABLE} (volunteer_id, workflow_id, n_classified)"
+    " VALUES (%s, %s, 1) ON CONFLICT (volunteer_id, workflow_id)"
+    f" DO UPDATE SET n_classified = {_COUNT_TABLE}.n_classified + 1"
+)
+
+
+def _volunteer_count_increment(volunteer_id: int, workflow_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_INCREMENT, [volunteer_id, workflow_id])
+
+
+def volunteer_counts_add(workflow_id: int, volunteer_ids: Iterable[int]) -> None:
+    """Add answers stored in bulk (imports, simulations) rather than through
+    `classification_create` to their volunteers' counts in the workflow: one volunteer id per
+    answer. Run it in the transaction that wrote them."""
+    added = Counter(volunteer_ids)
+    if not added:
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {_COUNT_TABLE} (volunteer_id, workflow_id, n_classified)"
+            " VALUES (%s, %s, %s) ON CONFLICT (volunteer_id, workflow_id)"
+            f" DO UPDATE SET n_classified = {_COUNT_TABLE}.n_classified + excluded.n_classified",
+            [(volunteer_id, workflow_id, n) for volunteer_id, n in sorted(added.items())],
+        )
 
 
 def _not_counted_reason(

@@ -63,10 +63,8 @@ class QueueView(APIView):
     def get(self, request, workflow_id: int):
         params = s.QueueParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        workflow = selectors.workflow_get(workflow_id)
-        queue = selectors.subject_queue(
-            volunteer=services.volunteer_lookup(request),
-            workflow=workflow,
+        queue = selectors.subject_queue_for_request(
+            request, workflow_id,
             n=params.validated_data["n"],
             exclude=params.validated_data["exclude"],
         )
@@ -76,7 +74,7 @@ class QueueView(APIView):
             "n_classified": queue.n_classified,
             "subjects": [
                 {"id": pk, "images": s.image_urls(pk),
-                 "token": serving.served_token(identity, workflow.pk, pk)}
+                 "token": serving.served_token(identity, workflow_id, pk)}
                 for pk in queue.subject_ids
             ],
         }
@@ -108,7 +106,7 @@ class ClassificationCreateView(APIView):
         feedback = selectors.reference_feedback(
             workflow_id=outcome.classification.workflow_id,
             subject_id=outcome.classification.subject_id,
-        )
+        ) if outcome.may_earn_feedback else None
         reply = {
             "classification": outcome.classification,
             "subject_retired": outcome.subject_retired,

@@ -224,6 +224,7 @@ def _bulk_apply(
         on_progress=on_progress,
     )
     answers.statuses_write()
+    services.volunteer_counts_add(workflow.pk, volunteer_ids)
     report.subjects_retired = answers.newly_retired()
     report.imported += len(rows)
     for reason in reasons:
@@ -291,6 +292,7 @@ def _store_not_counted(
 ) -> Classification:
     """A classification that does not count: it changes no retirement state, so it needs no
     lock on the subject's status row."""
+    services.volunteer_counts_add(workflow.pk, [volunteer.pk])
     return Classification.objects.create(
         client_id=client_id_for(workflow, row.external_id),
         volunteer=volunteer,

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 
 from bench import classify, rubin
+from bench.queries import count_queries
 from labeling.models import Classification
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -34,3 +35,7 @@ def test_a_small_rubin_season_loads_and_its_queue_answers():
     path = f"/api/workflows/{workflow_id}/queue/?n={rubin.QUEUE_SIZE}"
     n_queries, _ = rubin._one_at_a_time(path, tokens[0], repeats=2)
     assert n_queries > 0
+    # The load keeps the volunteers' counts, as answers through the API would.
+    busiest = int(season.activity.argmax())
+    _, answer = count_queries(path, tokens[busiest], expect=200)
+    assert answer["n_classified"] == season.activity[busiest]

@@ -2,12 +2,18 @@
 
 import random
 import uuid
+from collections import Counter
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from labeling import selectors, services
-from labeling.models import SubjectWorkflowStatus
+from labeling.models import Classification, SubjectWorkflowStatus, Volunteer
 from tests.conftest import add_subjects, classify, token_client
+from tests.fixtures import zooniverse as zoo
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +134,59 @@ def test_reference_subjects_are_injected_at_the_scheduled_rate(workflow):
     workflow.save()
     # ...and a workflow that turns injection off never shows gold.
     assert gold_fraction(workflow, newcomer, reference_ids) == 0.0
+
+
+@pytest.mark.parametrize(("random_key", "statements"), [(1.0, 3), (0.0, 4)])
+def test_one_queue_request_is_two_statements_after_authentication(
+    workflow, make_user, random_key, statements
+):
+    """The workflow with the volunteer's id and count, then one draw of science and gold
+    together; the token lookup is authentication's. No count of the volunteer's answers.
+    A draw wraps round (one statement more) only when the scan up from its random start
+    falls short: never with every key at 1.0, always with every key at 0.0."""
+    ids = add_subjects(workflow, 40)
+    team = services.expert_team_get_or_create("rubin")
+    reference_set = services.reference_set_get_or_create(name="rubin", team=team)
+    services.reference_labels_bulk_create(reference_set, [(pk, "real") for pk in ids[:20]])
+    client = token_client(make_user("v"))
+    for subject in queue(client, workflow, n=5)["subjects"]:
+        assert classify(client, workflow.pk, subject["id"], "real").status_code == 201
+    SubjectWorkflowStatus.objects.update(random_key=random_key)
+    for _ in range(5):
+        with CaptureQueriesContext(connection) as captured:
+            body = queue(client, workflow, n=10)
+        assert len(body["subjects"]) == 10
+        assert body["n_classified"] == 5
+        assert len(captured) == statements, [query["sql"] for query in captured]
+
+
+@pytest.mark.parametrize("n_answers", [0, 1, 7])
+def test_the_queue_reads_the_count_of_every_stored_answer(workflow, make_user, n_answers):
+    ids = add_subjects(workflow, 10)
+    user = make_user("v")
+    client = token_client(user)
+    for pk in ids[:n_answers]:
+        assert classify(client, workflow.pk, pk, "bogus").status_code == 201
+    assert classify(client, workflow.pk, ids[0], "real").status_code == (409 if n_answers else 201)
+    stored = Classification.objects.filter(volunteer__user=user, workflow=workflow).count()
+    assert queue(client, workflow, n=1)["n_classified"] == stored == max(n_answers, 1)
+
+
+@pytest.mark.parametrize("row_by_row", [False, True])
+def test_an_import_counts_every_answer_it_stores(workflow, tmp_path, row_by_row):
+    """Imports write answers in bulk, or row by row with repeats stored: every stored answer
+    is in its volunteer's count, as the queue's gold schedule reads it."""
+    alice, bob = zoo.logged_in("alice", 101), zoo.logged_in("bob", 202)
+    path = zoo.write_export(tmp_path / "export.csv", [
+        zoo.row(1, 11, "Real", minute=1, **alice), zoo.row(2, 12, "Bogus", minute=2, **alice),
+        zoo.row(3, 11, "Bogus", minute=3, **alice), zoo.row(4, 11, "Real", minute=4, **bob),
+    ])
+    call_command("import_zooniverse", str(path), workflow=workflow.slug, stdout=StringIO(),
+                 stderr=StringIO(), row_by_row=row_by_row)
+    stored = Counter(Classification.objects.filter(workflow=workflow)
+                     .values_list("volunteer_id", flat=True))
+    assert sorted(stored.values()) == [1, 3]
+    for volunteer_id, n_stored in stored.items():
+        volunteer = Volunteer.objects.get(pk=volunteer_id)
+        assert selectors.subject_queue(volunteer=volunteer, workflow=workflow,
+                                       n=1).n_classified == n_stored

@@ -408,6 +408,7 @@ def _drive_bulk(drive: _Drive, bar) -> None:
         with transaction.atomic():
             writes.rows_write(Classification, _BULK_COLUMNS, pending)
             decided.statuses_write()
+            services.volunteer_counts_add(workflow.pk, (row[1] for row in pending))
     if drive.made:
         # The answers went in without the live aggregation step: have it rebuilt, once.
         transaction.on_commit(lambda: classifications_imported.send(
