@@ -18,6 +18,7 @@ from pathlib import Path
 
 from psycopg import sql
 
+from bench import seed
 from bench.database import connect, insert_select
 from bench.results import BenchError, Results, log
 
@@ -93,18 +94,8 @@ def _seed(url: str, n_classifications: int, n_subjects: int) -> None:
             "FROM generate_series(1, %(n)s) g",
             {"project": workflow.project_id, "set": subject_set.pk, "n": n_subjects},
         )
-        insert_select(
-            conn, "labeling_volunteer", {"external_name": "'bench-' || g"},
-            "FROM generate_series(1, %(n)s) g", {"n": N_VOLUNTEERS},
-        )
-        insert_select(
-            conn, "labeling_referencelabel",
-            {"reference_set_id": "%(reference_set)s", "subject_id": "id",
-             "label": "CASE WHEN random() < 0.5 THEN 'real' ELSE 'bogus' END"},
-            "FROM labeling_subject WHERE subject_set_id = %(set)s AND random() < %(fraction)s",
-            {"reference_set": reference_set.pk, "set": subject_set.pk,
-             "fraction": REFERENCE_FRACTION},
-        )
+        seed.insert_volunteers(conn, "bench-", N_VOLUNTEERS)
+        seed.insert_reference_labels(conn, reference_set.pk, subject_set.pk, REFERENCE_FRACTION)
         # Volunteer activity is heavy-tailed (a cube of a uniform draw), answers are coin flips:
         # the benchmark measures the machinery, not the science.
         # Deferred foreign-key checks of the rows above must fire before the table is altered.

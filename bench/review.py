@@ -94,18 +94,8 @@ def _seed(url: str, n_subjects: int, n_classifications: int):
         seed.copy_statuses(conn, workflow.pk, subject_ids)
         conn.execute("UPDATE labeling_subject SET origin = %s WHERE subject_set_id = %s"
                      " AND id %% 10 = 0", (SECOND_ORIGIN, subject_set.pk))
-        insert_select(
-            conn, "labeling_volunteer", {"external_name": "'bench-review-' || g"},
-            "FROM generate_series(1, %(n)s) g", {"n": N_VOLUNTEERS},
-        )
-        insert_select(
-            conn, "labeling_referencelabel",
-            {"reference_set_id": "%(reference_set)s", "subject_id": "id",
-             "label": "CASE WHEN random() < 0.5 THEN 'real' ELSE 'bogus' END"},
-            "FROM labeling_subject WHERE subject_set_id = %(set)s AND random() < %(fraction)s",
-            {"reference_set": reference_set.pk, "set": subject_set.pk,
-             "fraction": REFERENCE_FRACTION},
-        )
+        seed.insert_volunteers(conn, "bench-review-", N_VOLUNTEERS)
+        seed.insert_reference_labels(conn, reference_set.pk, subject_set.pk, REFERENCE_FRACTION)
         # Subject s's k-th answer comes from volunteer (s + k (n_subjects + 1)) mod
         # N_VOLUNTEERS, distinct over a subject's few answers; 40% say Real. The queues read
         # votes per subject, not who gave them.

@@ -14,7 +14,7 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from bench.database import copy_rows, reserve_ids
+from bench.database import copy_rows, insert_select, reserve_ids
 
 # Rows per COPY chunk: large enough that Python's per-chunk cost vanishes, small enough
 # that the progress bar moves.
@@ -165,3 +165,23 @@ def live_run(workflow) -> None:
     run = aggregation_services.run_create(workflow=workflow, reference_sets=[reference_set],
                                           mode="online")
     aggregation_services.run_execute(run.pk)
+
+
+def insert_volunteers(conn: psycopg.Connection, prefix: str, n: int) -> None:
+    """`n` volunteers named `prefix` + 1..n, generated inside PostgreSQL."""
+    insert_select(
+        conn, "labeling_volunteer", {"external_name": "%(prefix)s || g"},
+        "FROM generate_series(1, %(n)s) g", {"prefix": prefix, "n": n},
+    )
+
+
+def insert_reference_labels(conn: psycopg.Connection, reference_set_id: int,
+                            subject_set_id: int, fraction: float) -> None:
+    """A coin-flip reference label on about `fraction` of the subject set's subjects."""
+    insert_select(
+        conn, "labeling_referencelabel",
+        {"reference_set_id": "%(reference_set)s", "subject_id": "id",
+         "label": "CASE WHEN random() < 0.5 THEN 'real' ELSE 'bogus' END"},
+        "FROM labeling_subject WHERE subject_set_id = %(set)s AND random() < %(fraction)s",
+        {"reference_set": reference_set_id, "set": subject_set_id, "fraction": fraction},
+    )
