@@ -8,7 +8,7 @@ gives one, the file's sha256: a model version's file that changed on disk is ref
 The ONNX export carries the whole model, normalisation of raw stamps included (it is part
 of `RealBogusCNN.forward`), with a dynamic batch axis: input "stamps" float32
 (N, 3, 51, 51), output "reliability" float32 (N,). An export is only kept once onnxruntime
-has scored stamps (with NaN pixels) within `atol` of PyTorch.
+has scored stamps (with NaN pixels) within `ONNX_SCORE_ATOL` of PyTorch.
 
 Files are written atomically (a temporary file in the same folder, fsync, rename), so a
 crash never leaves a half-written weights or ONNX file under the final name.
@@ -53,6 +53,11 @@ __all__ = [
 WEIGHTS_FORMAT = "safetensors"
 ONNX_INPUT = "stamps"
 ONNX_OUTPUT = "reliability"
+# How far the ONNX file's scores may be from PyTorch's. onnxruntime sums the float32
+# convolutions in another order: on a trained model (make loop's v0.1 on simulator v2) that
+# reached 1.05e-5, over the 1e-5 first chosen, while another model's or a tampered file's
+# scores differ by 1e-3 and more (tests/training/test_weights.py).
+ONNX_SCORE_ATOL = 1e-4
 # Written into every weights file's header, so a file says what it holds. One key only:
 # safetensors writes the metadata in hash-map order, so with two keys the same weights could
 # give files (and sha256s) that differ from one save to the next.
@@ -194,7 +199,7 @@ def onnx_predict(path: Path, images: np.ndarray) -> np.ndarray:
 
 
 def check_onnx(path: Path, model: RealBogusCNN, images: np.ndarray,
-               atol: float = 1e-5) -> float:
+               atol: float = ONNX_SCORE_ATOL) -> float:
     """The largest absolute difference between the scores of the ONNX file `path` and of
     `model` (eval mode) on `images`; WeightsError when it exceeds `atol`."""
     images = as_stamp_array(images)
@@ -219,7 +224,7 @@ def check_onnx(path: Path, model: RealBogusCNN, images: np.ndarray,
 
 
 def export_onnx(model: RealBogusCNN, path: Path, check_images: np.ndarray,
-                atol: float = 1e-5) -> float:
+                atol: float = ONNX_SCORE_ATOL) -> float:
     """Export `model` to ONNX at `path` and check it against PyTorch on `check_images`
     (include stamps with NaN pixels); returns the largest absolute score difference.
 
