@@ -23,6 +23,7 @@ from django.db.models.sql import InsertQuery, UpdateQuery
 from django.utils import timezone
 
 from labeling import hooks, roles, rules, selectors, serving, stamps, throttle
+from labeling.client_ip import client_ip
 from labeling.errors import Conflict, Forbidden, InvalidInput, NotFound
 from labeling.models import (
     Classification,
@@ -277,7 +278,8 @@ def volunteer_for_request(request) -> Volunteer:
     volunteer = volunteer_lookup(request)
     if volunteer is not None:
         return volunteer
-    throttle.rate_limit(f"anonymous:{request.META.get('REMOTE_ADDR', '')}",
+    # The client's address, not the reverse proxy's (behind nginx every request has its address).
+    throttle.rate_limit(f"anonymous:{client_ip(request) or ''}",
                         settings.ANONYMOUS_IDENTITIES_PER_HOUR, 3600,
                         "new anonymous volunteers from this address")
     if not request.session.session_key:

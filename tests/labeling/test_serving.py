@@ -113,6 +113,19 @@ def test_new_anonymous_identities_are_rate_limited_per_address(workflow, subject
     assert Classification.objects.count() == 2
 
 
+def test_behind_a_proxy_the_identity_limit_is_per_client_not_per_proxy(workflow, subject_ids,
+                                                                       settings):
+    """Behind nginx every request comes from the proxy's address: the limit must follow the
+    client it forwards (X-Forwarded-For), or 30 new visitors an hour would lock out everyone."""
+    settings.ANONYMOUS_IDENTITIES_PER_HOUR = 1
+    settings.TRUSTED_PROXY_COUNT = 1
+    replies = []
+    for client_address in ("203.0.113.1", "203.0.113.2", "203.0.113.1"):
+        client = APIClient(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=client_address)
+        replies.append(classify(client, workflow.pk, subject_ids[len(replies)]).status_code)
+    assert replies == [201, 201, 429]
+
+
 def test_answers_are_rate_limited_per_volunteer(workflow, subject_ids, settings, make_user):
     settings.ANSWERS_PER_MINUTE = 3
     client = APIClient()
