@@ -55,6 +55,24 @@ def observed_at(metadata: Mapping[str, Any]) -> datetime | None:
     return None
 
 
+# Where each survey's alert packets name the object, and the brokers' pages for it.
+OBJECT_ID_KEYS = {ZTF: "objectId", RUBIN: "diaObjectId"}
+BROKER_PAGES = {
+    ZTF: (
+        ("ALeRCE", "https://alerce.online/object/{id}"),
+        ("Fink", "https://fink-portal.org/{id}"),
+        ("Lasair", "https://lasair-ztf.lsst.ac.uk/objects/{id}/"),
+        ("ANTARES", "https://antares.noirlab.edu/loci?query={antares}"),
+    ),
+    RUBIN: (
+        ("ALeRCE", "https://alerce.online/object/{id}?survey=lsst"),
+        ("Fink", "https://lsst.fink-portal.org/{id}"),
+        ("Lasair", "https://lasair.lsst.ac.uk/objects/{id}/"),
+        ("ANTARES", "https://antares.noirlab.edu/loci?query={antares}"),
+    ),
+}
+
+
 def sky_links(ra: float | None, dec: float | None, metadata: Mapping[str, Any]) -> list[dict]:
     """Links out, never fetched here: the Legacy Survey viewer at the position, and the
     object's page in each broker that carries the subject's survey."""
@@ -64,24 +82,12 @@ def sky_links(ra: float | None, dec: float | None, metadata: Mapping[str, Any]) 
         links.append({"name": "Legacy Survey viewer",
                       "url": f"https://www.legacysurvey.org/viewer?{query}"})
     survey = survey_of(metadata)
-    if survey == ZTF and metadata.get("objectId"):
-        object_id = quote(str(metadata["objectId"]), safe="")
-        links += [
-            {"name": "ALeRCE", "url": f"https://alerce.online/object/{object_id}"},
-            {"name": "Fink", "url": f"https://fink-portal.org/{object_id}"},
-            {"name": "Lasair", "url": f"https://lasair-ztf.lsst.ac.uk/objects/{object_id}/"},
-            {"name": "ANTARES",
-             "url": f"https://antares.noirlab.edu/loci?query={quote(_antares_query(object_id))}"},
-        ]
-    elif survey == RUBIN and metadata.get("diaObjectId") is not None:
-        object_id = quote(str(metadata["diaObjectId"]), safe="")
-        links += [
-            {"name": "ALeRCE", "url": f"https://alerce.online/object/{object_id}?survey=lsst"},
-            {"name": "Fink", "url": f"https://lsst.fink-portal.org/{object_id}"},
-            {"name": "Lasair", "url": f"https://lasair.lsst.ac.uk/objects/{object_id}/"},
-            {"name": "ANTARES",
-             "url": f"https://antares.noirlab.edu/loci?query={quote(_antares_query(object_id))}"},
-        ]
+    raw_id = metadata.get(OBJECT_ID_KEYS[survey]) if survey in BROKER_PAGES else None
+    if raw_id not in (None, ""):  # 0 is a valid diaObjectId
+        object_id = quote(str(raw_id), safe="")
+        antares = quote(_antares_query(object_id))
+        links += [{"name": name, "url": url.format(id=object_id, antares=antares)}
+                  for name, url in BROKER_PAGES[survey]]
     return links
 
 
